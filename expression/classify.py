@@ -1,0 +1,47 @@
+"""Classify faces: crop each box (with a margin) to 48x48 and run all faces of a frame in one call.
+
+Keras' model.predict costs ~50 ms of set-up per call on these CPUs; a compiled call costs ~3 ms
+and a batch of faces about the same as one, so every frame makes exactly one compiled call.
+"""
+import cv2
+import keras
+import numpy as np
+
+from .data import IMAGE_SIZE
+
+
+def crop_faces(gray, boxes, margin=0.1):
+    """(N, 48, 48, 1) float32 crops in 0..255; each box grows by `margin` of its size per side."""
+    crops = np.empty((len(boxes), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    height, width = gray.shape[:2]
+    for i, (x, y, w, h) in enumerate(boxes):
+        dx, dy = int(w * margin), int(h * margin)
+        x0, y0 = max(0, x - dx), max(0, y - dy)
+        x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
+        face = gray[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else np.zeros((1, 1), np.uint8)
+        crops[i, :, :, 0] = cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return crops
+
+
+class EmotionClassifier:
+    """probabilities(crops) -> (N, 7), through one compiled forward pass."""
+
+    def __init__(self, model):
+        self.model = model
+        self.classes = model.output_shape[-1]
+        self._forward = _compile(model)
+        self._forward(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32))  # trace now, not on the first face
+
+    def probabilities(self, crops):
+        if len(crops) == 0:
+            return np.zeros((0, self.classes), np.float32)
+        return np.asarray(keras.ops.convert_to_numpy(self._forward(crops)), np.float32)
+
+
+def _compile(model):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        # One trace for any number of faces: the batch dimension is left open.
+        spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
+        return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+    return model.predict_on_batch  # jitted by Keras on other backends

@@ -1,0 +1,176 @@
+"""Fit the CNN: augmented batches from memory, SGD + cosine schedule, best-on-val weights.
+
+A run lives in a checkpoint folder: `last.keras` (model + optimizer state, written after
+every epoch), `best.weights.h5` (the best validation epoch so far), `state.json` and
+`history.csv`. Resuming reloads `last.keras`; because each epoch's shuffle and
+augmentation are seeded by (seed, epoch), a resumed run sees the same batches an
+uninterrupted one would.
+"""
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .augment import augment
+from .labels import EMOTIONS
+from .model_files import atomic_write, atomic_write_text, save_staged
+
+LAST = "last.keras"
+BEST = "best.weights.h5"
+STATE = "state.json"
+HISTORY = "history.csv"
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 24
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 1
+    patience: int = 0  # epochs without a better val accuracy before stopping; 0 = never
+    seed: int = 0
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C or SIGTERM after the last completed epoch was checkpointed."""
+
+
+class AugmentedBatches:
+    """Shuffled, augmented batches; the epoch counter makes every epoch reproducible."""
+
+    def __init__(self, images, labels, batch_size, seed, first_epoch=0):
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
+        self.onehot = np.eye(len(EMOTIONS), dtype=np.float32)
+        self._order()
+
+    def _order(self):
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return augment(self.images[take], rng), self.onehot[self.labels[take]]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order()
+
+
+def compile_model(model, config, steps_per_epoch):
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(total - 1, config.warmup_epochs * steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10, warmup_target=config.learning_rate,
+        warmup_steps=warmup, decay_steps=total - warmup, alpha=0.01)
+    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    model.compile(optimizer,
+                  keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+
+def read_state(folder):
+    path = Path(folder) / STATE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def fit(model, train, val, config, folder, resume=False, verbose=1):
+    """Train (or resume) in `folder`; returns (model with the best-val weights, state).
+
+    Raises Interrupted on Ctrl-C or SIGTERM, after the last finished epoch is on disk.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = read_state(folder) if resume else None
+    if state is not None:
+        config = FitConfig(**state["config"])  # the schedule must be the one the run started with
+        model = keras.models.load_model(folder / LAST)
+    else:
+        state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
+                 "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
+        for stale in (LAST, BEST, HISTORY):
+            (folder / stale).unlink(missing_ok=True)
+    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, state["epochs_done"])
+    if state["epochs_done"] == 0:
+        keras.utils.set_random_seed(config.seed)
+        compile_model(model, config, len(batches))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while state["epochs_done"] < config.epochs and not state.get("stopped_early"):
+            _run_epoch(model, batches, val, config, folder, state, verbose)
+    except KeyboardInterrupt:
+        raise Interrupted(state["epochs_done"]) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    state["images_per_second"] = round(state["epochs_done"] * len(train.images) / max(state["seconds"], 1e-9), 1)
+    atomic_write_text(folder / STATE, json.dumps(state, indent=2))
+    model.load_weights(folder / BEST)
+    return model, state
+
+
+def _run_epoch(model, batches, val, config, folder, state, verbose):
+    # A plain train_on_batch loop: on two cores, fit()'s tf.data prefetch threads fight the
+    # compute threads and cost 2-3x in throughput (measured: 62 vs 210 images/s).
+    epoch = state["epochs_done"]
+    if verbose:
+        print(f"Epoch {epoch + 1}/{config.epochs}")
+    bar = keras.utils.Progbar(len(batches), verbose=verbose, stateful_metrics=["loss", "accuracy"])
+    totals, seen = {}, 0
+    started = time.time()
+    for index in range(len(batches)):
+        x, y = batches[index]
+        logs = model.train_on_batch(x, y, return_dict=True)  # metrics of this batch only
+        seen += len(x)
+        for key, value in logs.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * len(x)
+        bar.update(index + 1, [(key, total / seen) for key, total in totals.items()])
+    seconds = time.time() - started
+    batches.on_epoch_end()
+    row = {"epoch": epoch, **{key: total / seen for key, total in totals.items()}, **_validate(model, val),
+           "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), "seconds": seconds}
+    if verbose:
+        print(f"  val_accuracy {row['val_accuracy']:.4f}  val_loss {row['val_loss']:.4f}  ({seconds:.0f} s, "
+              f"{len(batches.images) / seconds:.0f} images/s)")
+    state["seconds"] += seconds
+    state["epochs_done"] = epoch + 1
+    if row["val_accuracy"] > state["best_val_accuracy"]:
+        state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+        atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", model.save_weights))
+    if config.patience and epoch + 1 - state["best_epoch"] >= config.patience:
+        state["stopped_early"] = True
+    _append_history(folder / HISTORY, row)
+    atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", model.save))
+    # state.json last: it is what --resume trusts, so it never points past what is on disk.
+    atomic_write_text(folder / STATE, json.dumps(state, indent=2))
+
+
+def _validate(model, val, batch_size=256):
+    """Accuracy and plain (unsmoothed) cross-entropy on the validation split."""
+    probabilities = np.concatenate([
+        keras.ops.convert_to_numpy(model.predict_on_batch(val.images[i:i + batch_size].astype(np.float32)))
+        for i in range(0, len(val.images), batch_size)])
+    picked = probabilities[np.arange(len(val.labels)), val.labels]
+    return {"val_accuracy": float((probabilities.argmax(1) == val.labels).mean()),
+            "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
+
+
+def _append_history(path, row):
+    new = not path.is_file()
+    with open(path, "a") as f:
+        if new:
+            f.write(",".join(row) + "\n")
+        f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,50 @@
+"""One frame through the live pipeline: detect -> classify -> track -> draw.
+
+Kept apart from realtime.py so the benchmark and the tests run exactly what the demo runs.
+"""
+import time
+
+import numpy as np
+
+from .classify import EmotionClassifier, crop_faces
+from .detect import FaceDetector, to_gray
+from .draw import draw_face
+from .track import FaceTracker
+
+STAGES = ("detect", "classify", "track", "draw")
+
+
+class LivePipeline:
+    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False):
+        self.labels, self.margin, self.bars = labels, margin, bars
+        self.detector = detector or FaceDetector()
+        self.classifier = EmotionClassifier(model)
+        self.tracker = FaceTracker(smooth=smooth)
+        self.milliseconds = {stage: 0.0 for stage in STAGES}  # of the last frame
+
+    def process(self, frame):
+        """Annotate `frame` in place (when it is a drawable BGR image); returns this frame's tracks."""
+        clock = time.perf_counter()
+        gray = to_gray(frame)
+        if gray is None:
+            return []
+        boxes = self.detector.detect(gray)
+        clock = self._lap("detect", clock)
+        probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
+        clock = self._lap("classify", clock)
+        tracks = self.tracker.update(boxes, probabilities)
+        clock = self._lap("track", clock)
+        if drawable(frame):
+            for track in tracks:
+                draw_face(frame, track, self.labels, self.bars)
+        self._lap("draw", clock)
+        return tracks
+
+    def _lap(self, stage, started):
+        now = time.perf_counter()
+        self.milliseconds[stage] = (now - started) * 1000
+        return now
+
+
+def drawable(frame):
+    return isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3

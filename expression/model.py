@@ -1,0 +1,38 @@
+"""The CNN: a small VGG-style Keras Sequential that reads raw 48x48 grayscale pixels.
+
+Scaling (0..255 -> 0..1) is the model's first layer, so the saved JSON + weights work
+with plain Keras and raw pixels, without this project's code.
+"""
+import keras
+from keras import layers
+
+from .data import IMAGE_SIZE
+from .labels import EMOTIONS
+
+
+def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4):
+    """Stages of (3x3 conv + BN + ReLU) x convs[stage], then max-pool; filters double each stage.
+
+    One conv in the 48x48 stage: it costs as much as two convs of any later stage, and
+    on two CPU cores training speed decides how many epochs we can afford.
+    """
+    model = keras.Sequential(name="emotion_cnn")
+    model.add(keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"))
+    model.add(layers.Rescaling(1.0 / 255, name="scale"))
+    for stage, n_convs in enumerate(convs):
+        filters = width * 2**stage
+        for i in range(n_convs):
+            # No conv bias: BatchNorm's shift replaces it.
+            model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{stage + 1}_{i + 1}"))
+            model.add(layers.BatchNormalization(name=f"bn{stage + 1}_{i + 1}"))
+            model.add(layers.ReLU(name=f"relu{stage + 1}_{i + 1}"))
+        model.add(layers.MaxPooling2D(name=f"pool{stage + 1}"))
+    model.add(layers.Flatten(name="flatten"))
+    model.add(layers.Dropout(dropout, name="dropout1"))
+    model.add(layers.Dense(width * 8, use_bias=False, name="dense"))
+    model.add(layers.BatchNormalization(name="bn_dense"))
+    model.add(layers.ReLU(name="relu_dense"))
+    model.add(layers.Dropout(dropout, name="dropout2"))
+    # float32 output keeps softmax exact under mixed precision.
+    model.add(layers.Dense(len(EMOTIONS), activation="softmax", dtype="float32", name="emotion"))
+    return model

@@ -1,0 +1,97 @@
+"""The model on disk: emotion.json (architecture) + emotion.weights.h5 + labels.json.
+
+Writes are atomic (temporary file in the same folder, then rename), so a crash or a full
+disk never leaves a half-written file for realtime.py to load. Loading uses Keras safe
+mode, so a JSON cannot run code (a Lambda layer is refused).
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+
+from .data import IMAGE_SIZE
+from .labels import EMOTIONS
+
+MODEL_JSON = "emotion.json"
+WEIGHTS = "emotion.weights.h5"  # Keras 3 save_weights insists on this suffix
+LABELS = "labels.json"
+
+
+class ModelError(Exception):
+    """Model files that cannot be used; str() is the user's message."""
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), then rename tmp_path over path: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_model(model, out_dir):
+    """Write the three files realtime.py needs; weights are stored as float32."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Weights first and architecture last, so a folder never pairs a new JSON with old weights
+    # for longer than one rename.
+    atomic_write(out_dir / WEIGHTS, lambda tmp: save_staged(tmp, ".weights.h5", model.save_weights))
+    atomic_write_text(out_dir / LABELS, json.dumps({"labels": list(EMOTIONS), "image_size": IMAGE_SIZE}, indent=2))
+    atomic_write_text(out_dir / MODEL_JSON, model.to_json(indent=2))
+
+
+def save_staged(tmp, suffix, save):
+    """Keras picks the format from the suffix (and insists on it): save as tmp+suffix, move to tmp."""
+    staged = str(tmp) + suffix
+    save(staged)
+    os.replace(staged, tmp)
+
+
+def load_model(model_json, weights, labels_json=None):
+    """(Keras model, labels) from files; every problem is a ModelError naming the file and the fix."""
+    model_json, weights = Path(model_json), Path(weights)
+    for path, what in ((model_json, "--model"), (weights, "--weights")):
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found; pass {what} PATH or run train.py to create it")
+    try:
+        text = model_json.read_text()
+        json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ModelError(f"{model_json}: not a Keras model JSON ({error.__class__.__name__}); re-export it with train.py")
+    try:
+        model = keras.models.model_from_json(text)  # safe_mode is on: no code from the JSON
+    except Exception as error:  # Keras raises many types here; all mean "cannot rebuild"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise ModelError(f"{model_json}: cannot rebuild the model ({first[:160]}); use a Keras 3 JSON written by train.py")
+    shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise ModelError(f"{model_json}: model takes input {shape}, expected (48, 48, 1) grayscale faces; "
+                         "use a model trained by train.py")
+    try:
+        model.load_weights(weights)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise ModelError(f"{weights}: weights do not fit {model_json} ({first[:160]}); "
+                         "pass the weights saved together with this JSON")
+    classes = model.output_shape[-1]
+    labels = list(EMOTIONS)
+    if labels_json is not None and Path(labels_json).is_file():
+        try:
+            labels = json.loads(Path(labels_json).read_text())["labels"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ModelError(f"{labels_json}: not a labels file (expected {{\"labels\": [...]}}); re-run train.py")
+    if classes != len(labels):
+        raise ModelError(f"{model_json}: model has {classes} outputs but {labels_json or 'the label list'} names "
+                         f"{len(labels)} emotions; use the labels.json saved with this model")
+    return model, labels

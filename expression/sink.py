@@ -1,0 +1,121 @@
+"""Where annotated frames go: an OpenCV window, a video or image file, and a CSV log."""
+import csv
+import os
+from pathlib import Path
+
+import cv2
+
+from .detect import to_gray
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+ESC = 27
+
+
+class SinkError(Exception):
+    """An output that cannot be written; str() is the user's message."""
+
+
+def check_writable(path, flag):
+    """Fail before the first frame, not after an hour of video."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise SinkError(f"{path}: is a folder; pass {flag} FILE (e.g. out.mp4)")
+    if not folder.is_dir():
+        raise SinkError(f"{path}: folder {folder} does not exist; create it or pass another {flag} path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SinkError(f"{path}: cannot write there (permission denied); pass {flag} with a writable path")
+
+
+class FrameWriter:
+    """An annotated video (.mp4/.avi), or for an image path the last frame as that image."""
+
+    def __init__(self, path, fps):
+        check_writable(path, "--output")
+        self.path, self.fps = Path(path), fps
+        self.writer, self.size, self.last, self.frames = None, None, None, 0
+
+    def write(self, frame):
+        frame = as_bgr(frame)
+        if frame is None:
+            return
+        self.frames += 1
+        if self.path.suffix.lower() in IMAGE_SUFFIXES:
+            self.last = frame
+            return
+        if self.writer is None:
+            self.size = (frame.shape[1], frame.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
+            if not self.writer.isOpened():
+                raise SinkError(f"{self.path}: OpenCV cannot write this video type; use an .mp4 or .avi name")
+        if (frame.shape[1], frame.shape[0]) != self.size:  # a folder of images of different sizes
+            frame = cv2.resize(frame, self.size)
+        self.writer.write(frame)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.release()  # finalises the container: the file is playable
+        if self.last is not None and not cv2.imwrite(str(self.path), self.last):
+            raise SinkError(f"{self.path}: could not write the image; check the name and free space")
+
+
+def as_bgr(frame):
+    """Frames that are not 8-bit BGR (gray, BGRA, 16-bit) become 8-bit BGR for writing."""
+    if getattr(frame, "ndim", 0) == 3 and frame.shape[2] == 3 and frame.dtype == "uint8":
+        return frame
+    gray = to_gray(frame)
+    return None if gray is None else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+class CsvLog:
+    """One row per face per frame."""
+
+    def __init__(self, path, labels):
+        check_writable(path, "--log")
+        self.file = open(path, "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["frame", "time_s", "track_id", "x", "y", "w", "h", "emotion", "confidence", *labels])
+        self.labels = labels
+
+    def write(self, frame_index, time_s, tracks):
+        for track in tracks:
+            best = int(track.probabilities.argmax())
+            x, y, w, h = (int(v) for v in track.box)
+            self.writer.writerow([frame_index, f"{time_s:.3f}", track.id, x, y, w, h, self.labels[best],
+                                  f"{track.probabilities[best]:.4f}", *(f"{p:.4f}" for p in track.probabilities)])
+
+    def close(self):
+        self.file.close()
+
+
+class Window:
+    """An OpenCV window; key() returns 'quit', 'pause', 'snapshot' or None."""
+
+    def __init__(self, title="Facial expression recognition (Esc or q quits)"):
+        self.title = title
+        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+
+    def show(self, frame, wait_ms=1):
+        cv2.imshow(self.title, frame)
+        key = cv2.waitKey(wait_ms) & 0xFF
+        if key in (ESC, ord("q"), ord("Q")):
+            return "quit"
+        if key == ord(" "):
+            return "pause"
+        if key in (ord("s"), ord("S")):
+            return "snapshot"
+        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return "quit"  # closed with the mouse
+        return None
+
+    def hold(self, frame):
+        """While paused: wait for space (resume, None) or a quit key ('quit')."""
+        while True:
+            action = self.show(frame, wait_ms=50)
+            if action in ("pause", "quit"):
+                return None if action == "pause" else action
+
+    def close(self):
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)

@@ -1,0 +1,142 @@
+"""Where frames come from: a webcam index, a video file, an image file or a folder of images.
+
+A live camera is read in its own thread that keeps only the newest frame, so a slow step
+drops stale frames instead of lagging behind; files are read in order and never dropped.
+"""
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or read; str() is the user's message."""
+
+
+def open_source(spec, retry_seconds=3.0):
+    """Frames from `spec`: '0' (camera index), a video, an image or a folder of images."""
+    spec = str(spec)
+    if spec.isdigit():
+        return CameraSource(int(spec), retry_seconds)
+    path = Path(spec)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise SourceError(f"{path}: folder has no images (.jpg/.png); pass a folder of images, a video or a camera index")
+        return ImageSource(images)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder; pass --source with a camera index, video, image or folder")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([path])
+    return VideoSource(path)
+
+
+class ImageSource:
+    """Each image file is one frame; unreadable files are skipped with a note."""
+    live = False
+    fps = 1.0
+
+    def __init__(self, paths):
+        self.paths, self.skipped = list(paths), []
+        if len(self.paths) == 1 and read_image(self.paths[0]) is None:
+            raise SourceError(f"{self.paths[0]}: not a readable image; pass a .jpg or .png file")
+
+    def frames(self):
+        for path in self.paths:
+            frame = read_image(path)
+            if frame is None:
+                self.skipped.append(path)
+                continue
+            yield frame
+
+    def close(self):
+        pass
+
+
+def read_image(path):
+    """BGR uint8 image or None; np.fromfile + imdecode also copes with non-ASCII paths."""
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+class VideoSource:
+    live = False
+
+    def __init__(self, path):
+        self.path = path
+        self.capture = cv2.VideoCapture(str(path))
+        ok, self.first = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok:
+            self.capture.release()
+            raise SourceError(f"{path}: cannot read this video (unknown format or damaged file); "
+                              "pass an .mp4/.avi video, an image, a folder or a camera index")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 25.0
+
+    def frames(self):
+        frame = self.first
+        while frame is not None:
+            yield frame
+            ok, frame = self.capture.read()
+            if not ok:
+                frame = None
+
+    def close(self):
+        self.capture.release()
+
+
+class CameraSource:
+    """The newest frame of a webcam, read by a background thread."""
+    live = True
+
+    def __init__(self, index, retry_seconds=3.0, capture=None):
+        self.index, self.retry_seconds = index, retry_seconds
+        self.capture = capture if capture is not None else cv2.VideoCapture(index)
+        ok, frame = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok:
+            self.capture.release()
+            raise SourceError(f"camera {index}: no camera at this index, or it is busy; plug one in, close other "
+                              "apps using it, or pass --source with another index, a video or an image")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.failed = False  # set when the camera stopped delivering frames for retry_seconds
+        self._latest, self._fresh = frame, threading.Event()
+        self._fresh.set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        last_good = time.monotonic()
+        while not self._stop.is_set():
+            ok, frame = self.capture.read()
+            if ok:
+                last_good = time.monotonic()
+                self._latest = frame
+                self._fresh.set()
+            elif time.monotonic() - last_good > self.retry_seconds:
+                self.failed = True
+                self._fresh.set()
+                return
+            else:
+                time.sleep(0.05)  # unplugged or glitching: retry for a few seconds
+
+    def frames(self):
+        while True:
+            self._fresh.wait()
+            self._fresh.clear()
+            if self.failed:
+                return
+            yield self._latest
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.capture.release()

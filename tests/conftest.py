@@ -1,0 +1,86 @@
+"""Shared fixtures: the real FER2013 folders (skip when absent), a video of real faces, the CLI runner."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FER2013_DIR", ROOT.parent / "shared" / "fer2013"))
+MODELS = Path(os.environ.get("MODEL_DIR", ROOT / "models"))
+EMOTION_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+needs_data = pytest.mark.skipif(
+    not (DATA / "train").is_dir(),
+    reason=f"FER2013 folders not found at {DATA} (set FER2013_DIR to DIR with train/ val/ test/)")
+
+
+def run_script(*args, timeout=300, env=None):
+    """Run train.py or realtime.py as a user would; returns the CompletedProcess."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def assert_clean_error(result, *words):
+    """One clear line on stderr naming the problem, a non-zero exit, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+def real_faces(split, emotion, count):
+    files = sorted((DATA / split / emotion).glob("*.jpg"))[:count]
+    return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+
+
+@pytest.fixture(scope="session")
+def detectable_faces():
+    """Real FER2013 test faces that the Haar cascade finds once when shown at 160 px."""
+    if not (DATA / "test").is_dir():
+        pytest.skip(f"FER2013 folders not found at {DATA}")
+    from expression.detect import FaceDetector
+    detector, chosen = FaceDetector(), []
+    for emotion in ("happy", "surprise", "neutral", "angry"):
+        for face in real_faces("test", emotion, 30):
+            frame = np.full((480, 640), 110, np.uint8)
+            frame[160:320, 240:400] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)
+            if len(detector.detect(frame)) == 1:
+                chosen.append(face)
+                break
+    assert len(chosen) >= 2, "the cascade found too few real faces"
+    return chosen
+
+
+def face_frames(faces, n_frames=30, step=3):
+    """640x480 BGR frames with two real faces drifting sideways; returns frames and true boxes."""
+    frames, boxes = [], []
+    for i in range(n_frames):
+        frame = np.full((480, 640), 110, np.uint8)
+        frame_boxes = []
+        for k, face in enumerate(faces[:2]):
+            x, y = 40 + 320 * k + step * i, 140 + 10 * k
+            frame[y:y + 160, x:x + 160] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)
+            frame_boxes.append((x, y, 160, 160))
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        boxes.append(frame_boxes)
+    return frames, boxes
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory, detectable_faces):
+    """An .avi (lossless-ish MJPG) of two real faces moving; returns (path, frames, true boxes)."""
+    frames, boxes = face_frames(detectable_faces)
+    path = tmp_path_factory.mktemp("video") / "faces.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path, frames, boxes

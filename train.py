@@ -1,0 +1,132 @@
+"""Train the emotion CNN on FER2013 image folders and save it as JSON + H5 with a report.
+
+    python train.py --data ../shared/fer2013 --out models/
+
+DIR/train/<emotion>/ and DIR/test/<emotion>/ are required; DIR/val/<emotion>/ is used when
+present, otherwise a seeded, stratified 10% of train is held out. The weights kept are the
+best validation epoch's; test is evaluated once, at the end.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/fer2013", help="folder with train/, test/ and optionally val/")
+    p.add_argument("--out", default="models", help="where the model files and the report go (default: models/)")
+    p.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
+    p.add_argument("--lr", type=float, default=0.01, help="peak learning rate of the cosine schedule")
+    p.add_argument("--width", type=int, default=32, help="filters in the first stage; doubled each stage")
+    p.add_argument("--convs", default="1112", help="3x3 convs per stage, one digit per stage (default: 1112)")
+    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/")
+    p.add_argument("--limit", type=int, default=0, help="use at most this many training images (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def fail(message):
+    print(f"train.py: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_output_folder(out):
+    """Catch an unwritable or full output folder before an hour of training, not after."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"x" * 1024)
+        probe.unlink()
+    except OSError as error:
+        return f"{out}: cannot write there ({error.strerror}); pass --out to a writable folder"
+    free = shutil.disk_usage(out).free
+    if free < 100 * 2**20:
+        return f"{out}: only {free // 2**20} MB free; the model and its checkpoints need about 100 MB"
+    return None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    checkpoints = Path(args.checkpoints) if args.checkpoints else out / "checkpoint"
+    if not args.convs.isdigit() or "0" in args.convs:
+        return fail(f"--convs {args.convs}: give one digit 1-9 per stage, e.g. 1122")
+    problem = check_output_folder(out)
+    if problem:
+        return fail(problem)
+
+    import numpy as np
+    from expression.data import DataError, load_dataset, subset, stratified_holdout
+    from expression.fit import FitConfig, Interrupted, fit
+    from expression.model import build_model
+    from expression.model_files import save_model
+    from expression.report import classification_metrics, plot_confusion, plot_history, predict_probabilities, write_json
+    from expression.labels import EMOTIONS
+
+    started = time.time()
+    try:
+        splits = load_dataset(args.data, args.val_fraction, args.seed)
+    except DataError as error:
+        return fail(str(error))
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    if args.limit and args.limit < len(train.images):
+        _, keep = stratified_holdout(train.labels, args.limit / len(train.images), args.seed)
+        train = subset(train, keep)
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        print(f"{name:5s} {len(split.images):6d} images  " + " ".join(f"{e}={n}" for e, n in zip(EMOTIONS, split.counts())))
+
+    config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed)
+    model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout)
+    try:
+        model, state = fit(model, train, val, config, checkpoints, resume=args.resume, verbose=0 if args.quiet else 1)
+    except Interrupted as stop:
+        print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
+              f"Resume with: python train.py --data {args.data} --out {args.out} --resume", file=sys.stderr)
+        return 130
+
+    # Test is touched once, with the best-on-val weights.
+    probabilities = predict_probabilities(model, test.images)
+    metrics = classification_metrics(test.labels, probabilities)
+    val_metrics = classification_metrics(val.labels, predict_probabilities(model, val.images))
+    report = {
+        "test": metrics,
+        "val_accuracy": val_metrics["accuracy"],
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epochs_done"],
+        "training_seconds": round(state["seconds"], 1),
+        "training_images_per_second": state["images_per_second"],
+        "wall_seconds": round(time.time() - started, 1),
+        "parameters": int(model.count_params()),
+        "data": {name: dict(zip(EMOTIONS, map(int, s.counts()))) for name, s in
+                 (("train", train), ("val", val), ("test", test))},
+        "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
+        "converted_files": train.converted + val.converted + test.converted,
+        "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout},
+    }
+    save_model(model, out)
+    write_json(out / "metrics.json", report)
+    shutil.copyfile(checkpoints / "history.csv", out / "history.csv")
+    plot_history(out / "history.csv", out / "training_curves.png")
+    plot_confusion(metrics, out / "confusion_matrix.png",
+                   f"FER2013 test: accuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
+    print(f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+          f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
