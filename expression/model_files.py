@@ -30,10 +30,17 @@ def atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text):
@@ -46,9 +53,16 @@ def save_model(model, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights first and architecture last, so a folder never pairs a new JSON with old weights
     # for longer than one rename.
-    atomic_write(out_dir / WEIGHTS, lambda tmp: save_staged(tmp, ".weights.h5", model.save_weights))
+    # A compiled model's JSON carries its compile config, and a model rebuilt from it saves the
+    # optimizer's slots with its weights (2x the size): ship architecture and weights only.
+    config = json.loads(model.to_json())
+    config.pop("compile_config", None)
+    architecture = json.dumps(config, indent=2)
+    clean = keras.models.model_from_json(architecture)
+    clean.set_weights(model.get_weights())
+    atomic_write(out_dir / WEIGHTS, lambda tmp: save_staged(tmp, ".weights.h5", clean.save_weights))
     atomic_write_text(out_dir / LABELS, json.dumps({"labels": list(EMOTIONS), "image_size": IMAGE_SIZE}, indent=2))
-    atomic_write_text(out_dir / MODEL_JSON, model.to_json(indent=2))
+    atomic_write_text(out_dir / MODEL_JSON, architecture)
 
 
 def save_staged(tmp, suffix, save):

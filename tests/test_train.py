@@ -1,0 +1,119 @@
+"""train.py end to end on a small real subset of FER2013, its outputs, interruption and bad input."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, assert_clean_error, needs_data, run_script
+from test_data import make_split
+from expression.data import load_split
+
+OUTPUTS = ("emotion.json", "emotion.weights.h5", "labels.json", "metrics.json", "history.csv",
+           "training_curves.png", "confusion_matrix.png")
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fer_small")
+    try:
+        make_split(root / "Train", per_class=30, rename=str.capitalize)  # Kaggle-style capitalised names
+        make_split(root / "test", per_class=8, source="test")
+    except FileNotFoundError:
+        pytest.skip("FER2013 folders not found")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "2", "--batch-size", "32",
+                        "--width", "8", "--quiet", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+@needs_data
+def test_train_writes_every_output(trained):
+    out, result = trained
+    for name in OUTPUTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert "test accuracy" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = metrics["test"]
+    assert set(test["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    assert np.array(test["confusion_matrix"]["rows_true_cols_predicted"]).sum() == 56
+    assert metrics["data"]["val"] == {e: 3 for e in test["per_class"]}  # stratified 10% of 30 per class
+    assert metrics["training_seconds"] > 0 and metrics["training_images_per_second"] > 0
+    assert len(pd.read_csv(out / "history.csv")) == 2
+    assert json.loads((out / "labels.json").read_text())["labels"] == [
+        "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@needs_data
+def test_saved_model_works_with_plain_keras_on_raw_pixels(trained, small_data):
+    out, _ = trained
+    model = keras.models.model_from_json((out / "emotion.json").read_text())
+    model.load_weights(out / "emotion.weights.h5")
+    test = load_split(small_data / "test")
+    probabilities = model.predict(test.images.astype("float32"), verbose=0)  # raw 0..255, no scaling
+    assert probabilities.shape == (56, 7)
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-4)
+    accuracy = float((probabilities.argmax(1) == test.labels).mean())
+    assert accuracy == pytest.approx(json.loads((out / "metrics.json").read_text())["test"]["accuracy"])
+
+
+@needs_data
+def test_sigterm_checkpoints_and_resume_finishes_the_same_schedule(small_data, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "emotion.json").write_text("previous model")  # must survive the interruption untouched
+    args = [sys.executable, "train.py", "--data", str(small_data), "--out", str(out), "--epochs", "3",
+            "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert (out / "emotion.json").read_text() == "previous model"
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 1 <= done < 3
+    result = run_script("train.py", *args[2:], "--resume")
+    assert result.returncode == 0, result.stderr
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert history["learning_rate"].is_monotonic_decreasing  # the cosine schedule went on, not restarted
+
+
+@needs_data
+@pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs"])
+def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
+    args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
+    if case == "no_data":
+        args[1], expect = tmp_path / "nowhere", ["no such data folder"]
+    elif case == "unknown_folder":
+        bad = tmp_path / "bad"
+        make_split(bad / "train", per_class=1)
+        make_split(bad / "test", per_class=1, source="test")
+        (bad / "train" / "contempt").mkdir()
+        args[1], expect = bad, ["contempt", "expected folders"]
+    elif case == "no_test":
+        bad = tmp_path / "bad"
+        make_split(bad / "train", per_class=1)
+        args[1], expect = bad, ["no 'test' folder"]
+    elif case == "out_not_writable":
+        (tmp_path / "file").write_text("")
+        args[3], expect = tmp_path / "file" / "out", ["cannot write"]
+    else:
+        args += ["--convs", "12a"]
+        expect = ["--convs"]
+    assert_clean_error(run_script("train.py", *args), *expect)
