@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/fer2013", help="folder with train/, test/ and optionally val/")
+    p.add_argument("--data", default="data/fer2013", help="folder with train/, test/ and optionally val/ (default: data/fer2013)")
     p.add_argument("--out", default="models", help="where the model files and the report go (default: models/)")
     p.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")

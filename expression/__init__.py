@@ -1,6 +1,6 @@
-"""Facial expression recognition: shared code behind train.py and realtime.py.
+"""Facial expression recognition: the shared code behind train.py and realtime.py.
 
 Training side, in the order the data flows: data -> augment -> model -> fit -> report.
-Live side: source -> detect -> classify -> track -> draw -> sink.
-`labels` and `model_files` are shared by both sides.
+Live side: source -> detect -> classify -> track -> draw -> sink, with `live` running
+one frame through detect..draw. `labels` and `model_files` serve both sides.
 """

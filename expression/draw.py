@@ -24,17 +24,20 @@ def draw_face(frame, track, labels, bars=False):
     cv2.rectangle(frame, (x, top), (x + tw + 6, top + th + base + 4), colour, cv2.FILLED)
     cv2.putText(frame, text, (x + 3, top + th + 2), FONT, scale, (0, 0, 0), 1 + thick // 2, cv2.LINE_AA)
     if bars:
-        _draw_bars(frame, track, labels, x + w + 6, y, scale * 0.8)
+        _draw_bars(frame, track, labels, x + w + 6, y, scale * 0.7)
 
 
 def _draw_bars(frame, track, labels, x, y, scale):
-    row = int(22 * scale / 0.5 * 0.6) + 4
+    """One row per emotion: its name, then a bar as long as its probability."""
+    (name_width, row), _ = cv2.getTextSize("surp", FONT, scale, 1)
+    row += 6
     for i, (name, p) in enumerate(zip(labels, track.probabilities)):
         top = y + i * row
-        colour = COLORS.get(name, (255, 255, 255))
-        cv2.rectangle(frame, (x, top), (x + int(80 * float(p)), top + row - 3), colour, cv2.FILLED)
-        cv2.putText(frame, f"{name[:3]} {float(p):.2f}", (x + 84, top + row - 5), FONT, scale * 0.8,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(frame, name[:4], (x, top + row - 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        left = x + name_width + 4
+        cv2.rectangle(frame, (left, top + 2), (left + 60, top + row - 2), (90, 90, 90), 1)
+        cv2.rectangle(frame, (left, top + 2), (left + int(60 * float(p)), top + row - 2),
+                      COLORS.get(name, (255, 255, 255)), cv2.FILLED)
 
 
 def draw_status(frame, fps, latency_ms):

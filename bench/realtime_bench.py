@@ -1,0 +1,131 @@
+"""Benchmark the live pipeline against the naive loop, headless, in one run.
+
+    python bench/realtime_bench.py [VIDEO] --frames 2000 --naive-frames 200
+
+The naive loop is what the popular FER repos do: Haar on the full frame with scale 1.3 and
+5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
+decoded once into memory and replayed. Without VIDEO, a 640x480 clip of two real FER2013
+test faces is assembled (needs ../shared/fer2013).
+"""
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from expression.detect import FaceDetector, cascade_path  # noqa: E402
+from expression.live import STAGES, LivePipeline  # noqa: E402
+from expression.model_files import load_model  # noqa: E402
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load_frames(video, data, limit=300):
+    if video:
+        capture, frames = cv2.VideoCapture(str(video)), []
+        while len(frames) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        return frames
+    faces = []
+    detector = FaceDetector()
+    for emotion in ("happy", "surprise", "neutral"):
+        for path in sorted((Path(data) / "test" / emotion).glob("*.jpg")):
+            face = cv2.resize(cv2.imread(str(path), 0), (160, 160), interpolation=cv2.INTER_CUBIC)
+            probe = np.full((480, 640), 110, np.uint8)
+            probe[160:320, 240:400] = face
+            if len(detector.detect(probe)) == 1:
+                faces.append(face)
+                break
+    frames = []
+    for i in range(limit):
+        frame = np.full((480, 640), 110, np.uint8)
+        for k, face in enumerate(faces[:2]):
+            x = 40 + 320 * k + int(30 * np.sin(i / 15))
+            frame[140 + 10 * k:300 + 10 * k, x:x + 160] = face
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    return frames
+
+
+def run_pipeline(pipeline, frames, count):
+    stage_ms = {stage: [] for stage in STAGES}
+    latency, faces, memory = [], 0, []
+    for i in range(count):
+        frame = frames[i % len(frames)].copy()
+        tick = time.perf_counter()
+        faces += len(pipeline.process(frame))
+        latency.append((time.perf_counter() - tick) * 1000)
+        for stage in STAGES:
+            stage_ms[stage].append(pipeline.milliseconds[stage])
+        if i % 500 == 0 or i == count - 1:
+            memory.append(rss_mb())
+    return np.array(latency), stage_ms, faces, memory
+
+
+def run_naive(model, labels, frames, count):
+    cascade = cv2.CascadeClassifier(str(cascade_path()))
+    latency, faces = [], 0
+    for i in range(count):
+        frame = frames[i % len(frames)].copy()
+        tick = time.perf_counter()
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        for (x, y, w, h) in cascade.detectMultiScale(gray, 1.3, 5):
+            crop = cv2.resize(gray[y:y + h, x:x + w], (48, 48))[None, :, :, None].astype("float32")
+            probabilities = model.predict(crop, verbose=0)[0]
+            cv2.rectangle(frame, (x, y), (x + w, y + h), (255, 0, 0), 2)
+            cv2.putText(frame, labels[int(probabilities.argmax())], (x, y - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                        (255, 0, 0), 2)
+            faces += 1
+        latency.append((time.perf_counter() - tick) * 1000)
+    return np.array(latency), faces
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", nargs="?", help="video to replay (default: a clip of real FER2013 faces)")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "fer2013"))
+    p.add_argument("--model", default=str(ROOT / "models"))
+    p.add_argument("--frames", type=int, default=2000, help="frames through the pipeline")
+    p.add_argument("--naive-frames", type=int, default=200, help="frames through the naive loop (it is slow)")
+    p.add_argument("--detect-width", type=int, default=320)
+    args = p.parse_args()
+
+    model_dir = Path(args.model)
+    model, labels = load_model(model_dir / "emotion.json", model_dir / "emotion.weights.h5", model_dir / "labels.json")
+    frames = load_frames(args.video, args.data)
+    print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} in memory (decoding excluded); "
+          f"{os.cpu_count()} CPU cores")
+
+    pipeline = LivePipeline(model, labels, FaceDetector(detect_width=args.detect_width))
+    run_pipeline(pipeline, frames, 20)  # warm-up
+    latency, stage_ms, faces, memory = run_pipeline(pipeline, frames, args.frames)
+    fps = 1000 / latency.mean()
+    print(f"pipeline: {args.frames} frames, {faces / args.frames:.2f} faces/frame, {fps:.0f} frames/s, "
+          f"latency p50 {np.percentile(latency, 50):.1f} ms p95 {np.percentile(latency, 95):.1f} ms")
+    print("  per stage (mean ms): " + ", ".join(f"{s} {np.mean(v):.2f}" for s, v in stage_ms.items()))
+    print(f"  memory: {memory[0]:.0f} MB after the first frame, {memory[-1]:.0f} MB at the end "
+          f"({memory[-1] - memory[0]:+.0f} MB); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    naive_latency, naive_faces = run_naive(model, labels, frames, args.naive_frames)
+    naive_fps = 1000 / naive_latency.mean()
+    print(f"naive:    {args.naive_frames} frames, {naive_faces / args.naive_frames:.2f} faces/frame, "
+          f"{naive_fps:.1f} frames/s, latency p50 {np.percentile(naive_latency, 50):.1f} ms "
+          f"p95 {np.percentile(naive_latency, 95):.1f} ms")
+    print(f"speed-up: {fps / naive_fps:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
