@@ -30,6 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/")
     p.add_argument("--limit", type=int, default=0, help="use at most this many training images (quick runs)")
+    p.add_argument("--strict", action="store_true", help="treat data warnings (skipped files, duplicates) as errors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder")
@@ -68,7 +69,7 @@ def main(argv=None):
         return fail(problem)
 
     import numpy as np
-    from expression.data import DataError, load_dataset, subset, stratified_holdout
+    from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.fit import FitConfig, Interrupted, fit
     from expression.model import build_model
     from expression.model_files import save_model
@@ -84,8 +85,13 @@ def main(argv=None):
     if args.limit and args.limit < len(train.images):
         _, keep = stratified_holdout(train.labels, args.limit / len(train.images), args.seed)
         train = subset(train, keep)
-    for name, split in (("train", train), ("val", val), ("test", test)):
-        print(f"{name:5s} {len(split.images):6d} images  " + " ".join(f"{e}={n}" for e, n in zip(EMOTIONS, split.counts())))
+    splits = {"train": train, "val": val, "test": test}
+    print(summary_table(splits).to_string())
+    warnings = data_warnings(splits)
+    for line in warnings:
+        print(f"warning: {line}")
+    if warnings and args.strict:
+        return fail(f"{len(warnings)} data warning(s) above and --strict is set; fix the data or drop --strict")
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed)
@@ -110,8 +116,8 @@ def main(argv=None):
         "training_images_per_second": state["images_per_second"],
         "wall_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
-        "data": {name: dict(zip(EMOTIONS, map(int, s.counts()))) for name, s in
-                 (("train", train), ("val", val), ("test", test))},
+        "data": {name: dict(zip(EMOTIONS, map(int, s.counts()))) for name, s in splits.items()},
+        "data_warnings": warnings,
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -165,3 +165,34 @@ def load_dataset(root, val_fraction=0.1, seed=0, need_test=True):
         splits["train"] = Split(train.images[keep], train.labels[keep], [train.paths[i] for i in keep],
                                 train.skipped, train.converted)
     return splits
+
+
+def summary_table(splits):
+    """Images per emotion (rows) and split (columns), with a total row, as a pandas DataFrame."""
+    import pandas as pd
+
+    table = pd.DataFrame({name: split.counts() for name, split in splits.items()}, index=list(EMOTIONS))
+    table.loc["total"] = table.sum()
+    return table
+
+
+def data_warnings(splits):
+    """Problems training can work around, one line each: skipped files, converted images, leaks."""
+    notes = []
+    for name, split in splits.items():
+        if split.skipped:
+            reasons = sorted({reason for _, reason in split.skipped})
+            notes.append(f"{name}: skipped {len(split.skipped)} file(s) ({'; '.join(reasons)}), "
+                         f"e.g. {split.skipped[0][0]}")
+        if split.converted:
+            notes.append(f"{name}: converted {split.converted} colour or non-48x48 image(s) to 48x48 grayscale")
+    seen = {}
+    for name, split in splits.items():
+        hashes = [hash(image.tobytes()) for image in split.images]
+        for other, other_hashes in seen.items():
+            shared = len(set(hashes) & other_hashes)
+            if shared:
+                notes.append(f"{name}: {shared} image(s) also in {other} (identical pixels); "
+                             f"remove them from one split for a clean evaluation")
+        seen[name] = set(hashes)
+    return notes

@@ -1,5 +1,6 @@
 """train.py end to end on a small real subset of FER2013, its outputs, interruption and bad input."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def test_sigterm_checkpoints_and_resume_finishes_the_same_schedule(small_data, t
 
 
 @needs_data
-@pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs"])
+@pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
+                                  "strict_duplicates"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -113,7 +115,19 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "out_not_writable":
         (tmp_path / "file").write_text("")
         args[3], expect = tmp_path / "file" / "out", ["cannot write"]
-    else:
+    elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
+    else:  # the same face in train and test: a warning, and with --strict an error before training
+        bad = tmp_path / "bad"
+        make_split(bad / "train", per_class=2)
+        make_split(bad / "test", per_class=2, source="test")
+        leaked = next((bad / "train" / "happy").iterdir())
+        shutil.copy(leaked, bad / "test" / "happy" / "leaked.jpg")
+        args[1] = bad
+        args += ["--strict"]
+        expect = ["--strict"]
+        result = run_script("train.py", *args)
+        assert "test: 1 image(s) also in train" in result.stdout
+        assert not (tmp_path / "out" / "emotion.json").exists()
     assert_clean_error(run_script("train.py", *args), *expect)
