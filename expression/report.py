@@ -19,6 +19,16 @@ def predict_probabilities(model, images, batch_size=256):
     return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
 
 
+def tta_probabilities(model, images, shift=2, batch_size=256):
+    """Mean probabilities over 10 views: the image and 4 shifted copies, each also mirrored."""
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+    size = images.shape[1]
+    views = [images] + [padded[:, shift + dy:shift + dy + size, shift + dx:shift + dx + size]
+                        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift))]
+    views += [view[:, :, ::-1] for view in views]
+    return np.mean([predict_probabilities(model, view, batch_size) for view in views], axis=0)
+
+
 def classification_metrics(labels, probabilities, bins=15):
     """Accuracy, macro F1, per-class precision/recall/F1, confusion counts, calibration error."""
     k = len(EMOTIONS)

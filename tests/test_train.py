@@ -131,3 +131,21 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
         assert "test: 1 image(s) also in train" in result.stdout
         assert not (tmp_path / "out" / "emotion.json").exists()
     assert_clean_error(run_script("train.py", *args), *expect)
+
+
+@needs_data
+def test_evaluate_reproduces_train_metrics_and_tta_runs(trained, small_data, tmp_path):
+    out, _ = trained
+    result = run_script("evaluate.py", "--model", out, "--data", small_data / "test", "--out", tmp_path / "m.json")
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tmp_path / "m.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"]["accuracy"])
+    assert 0 <= evaluated["expected_calibration_error"] <= 1
+    result = run_script("evaluate.py", "--model", out, "--data", small_data / "test", "--tta")
+    assert result.returncode == 0 and "TTA" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("case", ["no_model", "no_data"])
+def test_evaluate_bad_input(case, tmp_path):
+    args = ["--model", tmp_path, "--data", tmp_path] if case == "no_model" else ["--data", tmp_path / "none"]
+    assert_clean_error(run_script("evaluate.py", *args), "not found" if case == "no_model" else "no such folder")

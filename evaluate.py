@@ -1,0 +1,58 @@
+"""Evaluate a saved model on one split of image folders: accuracy, macro F1, per class, confusion, ECE.
+
+    python evaluate.py --model models --data ../shared/fer2013/test [--tta]
+
+--tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models", help="folder with emotion.json, emotion.weights.h5, labels.json")
+    p.add_argument("--data", default="data/fer2013/test", help="a split folder: DIR/<emotion>/*.jpg")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average flips and shifts")
+    p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import pandas as pd
+    from expression.data import DataError, load_split
+    from expression.model_files import ModelError, load_model
+    from expression.report import classification_metrics, predict_probabilities, tta_probabilities, write_json
+
+    model_dir = Path(args.model)
+    try:
+        if not Path(args.data).is_dir():
+            raise DataError(f"{args.data}: no such folder; pass --data DIR/test with one folder per emotion")
+        model, labels = load_model(model_dir / "emotion.json", model_dir / "emotion.weights.h5",
+                                   model_dir / "labels.json")
+        split = load_split(args.data)
+    except (ModelError, DataError) as error:
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
+    probabilities = (tta_probabilities if args.tta else predict_probabilities)(model, split.images)
+    metrics = classification_metrics(split.labels, probabilities)
+    per_class = pd.DataFrame(metrics["per_class"]).T
+    confusion = pd.DataFrame(metrics["confusion_matrix"]["rows_true_cols_predicted"], index=labels, columns=labels)
+    print(f"{args.data}: {len(split.labels)} images{' (TTA, 10 views)' if args.tta else ''}")
+    print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+          f"expected calibration error {metrics['expected_calibration_error']:.4f}")
+    print(per_class.round(3).to_string())
+    print("confusion matrix (rows true, columns predicted):")
+    print(confusion.to_string())
+    if args.out:
+        write_json(args.out, metrics | {"data": str(args.data), "tta": args.tta})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
