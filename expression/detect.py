@@ -65,7 +65,7 @@ def to_gray(frame):
 
 
 def _to_uint8(frame):
-    values = np.nan_to_num(frame.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.nan_to_num(frame.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     top = float(values.max())
     if np.issubdtype(frame.dtype, np.floating) and top <= 1.0:
         scale = 255.0  # float images in 0..1
