@@ -27,6 +27,9 @@ def parse_args(argv=None):
     p.add_argument("--convs", default="1112", help="3x3 convs per stage, one digit per stage (default: 1112)")
     p.add_argument("--dropout", type=float, default=0.4)
     p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch")
+    p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
+                                               "e.g. to fine-tune a trained model")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/")
     p.add_argument("--limit", type=int, default=0, help="use at most this many training images (quick runs)")
@@ -94,8 +97,15 @@ def main(argv=None):
         return fail(f"{len(warnings)} data warning(s) above and --strict is set; fix the data or drop --strict")
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed)
+                       label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
+                       erase=args.erase)
     model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout)
+    if args.init and not args.resume:
+        try:
+            model.load_weights(args.init)
+        except Exception as error:  # Keras raises several types for a missing or mismatched file
+            return fail(f"{args.init}: cannot start from these weights ({str(error).splitlines()[0][:120]}); "
+                        "pass weights saved by train.py with the same --width and --convs")
     try:
         model, state = fit(model, train, val, config, checkpoints, resume=args.resume, verbose=0 if args.quiet else 1)
     except Interrupted as stop:
@@ -121,7 +131,8 @@ def main(argv=None):
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout},
+        "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
+                                     "init": args.init},
     }
     save_model(model, out)
     write_json(out / "metrics.json", report)

@@ -35,6 +35,7 @@ class FitConfig:
     label_smoothing: float = 0.1
     warmup_epochs: int = 1
     patience: int = 0  # epochs without a better val accuracy before stopping; 0 = never
+    erase: float = 0.5  # share of training images that get a random-erasing patch
     seed: int = 0
 
 
@@ -45,8 +46,8 @@ class Interrupted(Exception):
 class AugmentedBatches:
     """Shuffled, augmented batches; the epoch counter makes every epoch reproducible."""
 
-    def __init__(self, images, labels, batch_size, seed, first_epoch=0):
-        self.images, self.labels = images, labels
+    def __init__(self, images, labels, batch_size, seed, first_epoch=0, erase=0.5):
+        self.images, self.labels, self.erase = images, labels, erase
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.onehot = np.eye(len(EMOTIONS), dtype=np.float32)
         self._order()
@@ -60,7 +61,7 @@ class AugmentedBatches:
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        return augment(self.images[take], rng), self.onehot[self.labels[take]]
+        return augment(self.images[take], rng, erase=self.erase), self.onehot[self.labels[take]]
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -100,7 +101,8 @@ def fit(model, train, val, config, folder, resume=False, verbose=1):
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
-    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, state["epochs_done"])
+    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, state["epochs_done"],
+                               config.erase)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

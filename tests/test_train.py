@@ -97,7 +97,7 @@ def test_sigterm_checkpoints_and_resume_finishes_the_same_schedule(small_data, t
 
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
-                                  "strict_duplicates"])
+                                  "strict_duplicates", "bad_init"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -115,6 +115,10 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "out_not_writable":
         (tmp_path / "file").write_text("")
         args[3], expect = tmp_path / "file" / "out", ["cannot write"]
+    elif case == "bad_init":
+        (tmp_path / "x.weights.h5").write_text("not weights")
+        args += ["--init", tmp_path / "x.weights.h5"]
+        expect = ["x.weights.h5", "cannot start from"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
