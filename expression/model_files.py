@@ -100,7 +100,9 @@ def load_model(model_json, weights, labels_json=None):
                          "pass the weights saved together with this JSON")
     classes = model.output_shape[-1]
     labels = list(EMOTIONS)
-    if labels_json is not None and Path(labels_json).is_file():
+    if labels_json is not None:
+        if not Path(labels_json).is_file():
+            raise ModelError(f"{labels_json}: labels file not found; pass --labels PATH or the folder train.py wrote")
         try:
             labels = json.loads(Path(labels_json).read_text())["labels"]
         except (OSError, ValueError, KeyError, TypeError):

@@ -109,7 +109,8 @@ def test_image_and_folder_sources(detectable_faces, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
-                                  "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth"])
+                                  "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth",
+                                  "missing_labels", "labels_disagree"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
     args = ["--source", video, "--no-display", *MODEL_ARGS]
@@ -138,6 +139,13 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "no_display":
         args.remove("--no-display")
         expect = ["--no-display"]
+    elif case == "missing_labels":
+        args += ["--labels", tmp_path / "nowhere.json"]
+        expect = ["nowhere.json", "not found"]
+    elif case == "labels_disagree":
+        (tmp_path / "labels.json").write_text(json.dumps({"labels": ["happy", "sad", "other"]}))
+        args += ["--labels", tmp_path / "labels.json"]
+        expect = ["7 outputs", "names 3"]
     elif case == "bad_smooth":
         args += ["--smooth", "1.5"]
         expect = ["--smooth"]
