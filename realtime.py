@@ -23,6 +23,7 @@ def parse_args(argv=None):
     p.add_argument("--labels", default=None, help="labels.json (default: beside --model)")
     p.add_argument("--output", default=None, help="write the annotated video (.mp4/.avi) or image (.png/.jpg)")
     p.add_argument("--log", default=None, help="CSV with one row per face per frame")
+    p.add_argument("--summary", default=None, help="at the end, plot each face's emotion over time to this PNG")
     p.add_argument("--no-display", action="store_true", help="no window (for files, servers and tests)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
     p.add_argument("--smooth", type=float, default=0.6, help="EMA weight of a face's past probabilities, 0..1 (0: off)")
@@ -30,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--detect-width", type=int, default=320, help="detect faces on a copy this wide (0: full size)")
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step")
     p.add_argument("--min-neighbors", type=int, default=5, help="Haar cascade neighbours needed for a face")
+    p.add_argument("--rescan", type=int, default=15,
+                   help="scan the whole frame every N frames, in between only around tracked faces (0: every frame)")
     p.add_argument("--margin", type=float, default=0.1, help="context added around each face box, per side")
     return p.parse_args(argv)
 
@@ -44,8 +47,8 @@ def check_options(args):
         return f"--smooth {args.smooth}: give a number from 0 (off) to below 1"
     if args.scale_factor <= 1:
         return f"--scale-factor {args.scale_factor}: must be above 1 (e.g. 1.1)"
-    if args.max_frames < 0 or args.min_neighbors < 0 or args.detect_width < 0 or args.margin < 0:
-        return "--max-frames, --min-neighbors, --detect-width and --margin cannot be negative"
+    if min(args.max_frames, args.min_neighbors, args.detect_width, args.margin, args.rescan) < 0:
+        return "--max-frames, --min-neighbors, --detect-width, --margin and --rescan cannot be negative"
     if not args.no_display and sys.platform.startswith("linux") and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no screen to open a window on ($DISPLAY is not set); add --no-display (and --output FILE)"
@@ -64,7 +67,7 @@ def main(argv=None):
     from expression.detect import DetectorError, FaceDetector
     from expression.live import LivePipeline
     from expression.model_files import ModelError, load_model
-    from expression.sink import CsvLog, FrameWriter, SinkError, Window
+    from expression.sink import CsvLog, EmotionTimeline, FrameWriter, SinkError, Window
     from expression.source import SourceError, open_source
 
     try:
@@ -77,11 +80,15 @@ def main(argv=None):
     try:
         writer = FrameWriter(args.output, source.fps) if args.output else None
         log = CsvLog(args.log, labels) if args.log else None
-        parts += [writer, log]
-        pipeline = LivePipeline(model, labels, detector, smooth=args.smooth, margin=args.margin, bars=args.bars)
+        timeline = EmotionTimeline(args.summary, labels) if args.summary else None
+        parts += [writer, log, timeline]
+        # Separate pictures share no faces: no smoothing or searching carried over between them.
+        stills = getattr(source, "stills", False)
+        pipeline = LivePipeline(model, labels, detector, smooth=0 if stills else args.smooth, margin=args.margin,
+                                bars=args.bars, rescan=0 if stills else args.rescan)
         window = None if args.no_display else Window()
         parts.append(window)
-        stats = run(source, pipeline, writer, log, window, args.max_frames)
+        stats = run(source, pipeline, writer, [log, timeline], window, args.max_frames)
     except SinkError as error:
         return fail(str(error))
     except KeyboardInterrupt:
@@ -99,6 +106,8 @@ def main(argv=None):
     print(f"{stats['frames']} frames, {stats['faces']} faces, {stats['tracks']} tracked people, "
           f"{stats['fps']:.1f} frames/s" + (f"; wrote {args.output}" if args.output else "")
           + (f" and {args.log}" if args.log else ""))
+    if timeline:
+        print(f"{timeline.summary()}; plot in {args.summary}")
     return 0
 
 
@@ -114,13 +123,14 @@ def close_all(parts, error_type):
     return problem
 
 
-def run(source, pipeline, writer, log, window, max_frames):
+def run(source, pipeline, writer, logs, window, max_frames):
     """The frame loop; returns counts for the closing line."""
     from expression.draw import draw_status
     import cv2
 
     frames = faces = 0
     started = time.perf_counter()
+    progress = progress_line(getattr(source, "total", 0), max_frames, started) if window is None else None
     fps, previous = 0.0, started
     for frame in source.frames():
         tick = time.perf_counter()
@@ -128,8 +138,9 @@ def run(source, pipeline, writer, log, window, max_frames):
         latency = (time.perf_counter() - tick) * 1000
         frames += 1
         faces += len(tracks)
-        if log:
-            log.write(frames - 1, tick - started, tracks)
+        for log in logs:
+            if log:
+                log.write(frames - 1, tick - started, tracks)
         now = time.perf_counter()
         fps = 0.9 * fps + 0.1 / max(now - previous, 1e-6) if frames > 1 else 1 / max(now - previous, 1e-6)
         previous = now
@@ -145,11 +156,35 @@ def run(source, pipeline, writer, log, window, max_frames):
                 action = window.hold(frame)
             if action == "quit":
                 break
+        if progress:
+            progress(frames)
         if max_frames and frames >= max_frames:
             break
+    if progress:
+        print(file=sys.stderr)  # end the progress line
     elapsed = time.perf_counter() - started
     return {"frames": frames, "faces": faces, "tracks": pipeline.tracker.next_id - 1,
             "fps": frames / elapsed if elapsed > 0 else 0.0}
+
+
+def progress_line(total, max_frames, started):
+    """For files processed headless on a terminal: a line redrawn about once a second."""
+    if not total or not sys.stderr.isatty():
+        return None
+    total = min(total, max_frames) if max_frames else total
+    last = [0.0]
+
+    def show(done):
+        now = time.perf_counter()
+        if now - last[0] < 1 and done < total:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-6)
+        left = max(0, total - done) / max(rate, 1e-6)
+        bar = "#" * int(30 * min(done, total) / total)
+        print(f"\r[{bar:<30}] {done}/{total} frames  {rate:.0f}/s  {left:.0f} s left ", end="", file=sys.stderr,
+              flush=True)
+    return show
 
 
 if __name__ == "__main__":

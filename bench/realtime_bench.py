@@ -1,6 +1,7 @@
 """Benchmark the live pipeline against the naive loop, headless, in one run.
 
     python bench/realtime_bench.py [VIDEO] --frames 2000 --naive-frames 200
+    python bench/realtime_bench.py --sweep      # what each detector setting costs and finds
 
 The naive loop is what the popular FER repos do: Haar on the full frame with scale 1.3 and
 5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
@@ -93,6 +94,21 @@ def run_naive(model, labels, frames, count):
     return np.array(latency), faces
 
 
+def sweep(frames, expected=2, count=100):
+    """Full-frame detection only, per setting: milliseconds per frame and faces found."""
+    print(f"detector settings on {count} frames with {expected} faces each (full scans, no tracking):")
+    print("  detect width  scale  neighbours   ms/frame  faces found")
+    grays = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames[:count]]
+    for width in (0, 480, 320, 240):
+        for scale in (1.1, 1.3):
+            detector = FaceDetector(detect_width=width, scale_factor=scale, min_neighbors=5)
+            tick, found = time.perf_counter(), 0
+            for gray in grays:
+                found += min(expected, len(detector.detect(gray)))
+            ms = (time.perf_counter() - tick) * 1000 / len(grays)
+            print(f"  {width or 'full':>12}  {scale:5.1f}  {5:10d}  {ms:9.1f}  {found / (expected * len(grays)):10.0%}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", help="video to replay (default: a clip of real FER2013 faces)")
@@ -101,6 +117,8 @@ def main():
     p.add_argument("--frames", type=int, default=2000, help="frames through the pipeline")
     p.add_argument("--naive-frames", type=int, default=200, help="frames through the naive loop (it is slow)")
     p.add_argument("--detect-width", type=int, default=320)
+    p.add_argument("--rescan", type=int, default=15, help="full scan every N frames (realtime.py's default)")
+    p.add_argument("--sweep", action="store_true", help="time the detector settings instead")
     args = p.parse_args()
 
     model_dir = Path(args.model)
@@ -109,7 +127,9 @@ def main():
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} in memory (decoding excluded); "
           f"{os.cpu_count()} CPU cores")
 
-    pipeline = LivePipeline(model, labels, FaceDetector(detect_width=args.detect_width))
+    if args.sweep:
+        return sweep(frames)
+    pipeline = LivePipeline(model, labels, FaceDetector(detect_width=args.detect_width), rescan=args.rescan)
     run_pipeline(pipeline, frames, 20)  # warm-up
     latency, stage_ms, faces, memory = run_pipeline(pipeline, frames, args.frames)
     fps = 1000 / latency.mean()

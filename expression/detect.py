@@ -35,7 +35,12 @@ class FaceDetector:
         self.detect_width, self.scale_factor, self.min_neighbors = detect_width, scale_factor, min_neighbors
         self.min_face = min_face  # smallest face, as a share of the frame's shorter side
 
-    def detect(self, gray):
+    def detect(self, gray, near=None):
+        """Faces in `gray`; with `near` (boxes of faces seen lately), search only around those.
+
+        Most of Haar's cost is the smallest scales over the whole frame. Around a known face
+        only sizes close to it are tried, which costs a small fraction of a full scan.
+        """
         height, width = gray.shape[:2]
         # Detection cost grows with pixels; faces at webcam distance survive a 2x downscale.
         scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
@@ -43,10 +48,50 @@ class FaceDetector:
                            interpolation=cv2.INTER_AREA) if scale < 1 else gray
         small = cv2.equalizeHist(small)
         side = max(24, int(min(small.shape[:2]) * self.min_face))
-        boxes = self.cascade.detectMultiScale(small, self.scale_factor, self.min_neighbors, minSize=(side, side))
+        if near is None:
+            boxes = self._scan(small, side, side * 100)
+        else:
+            boxes = []
+            for box in np.asarray(near, float).reshape(-1, 4) * scale:
+                boxes += self._scan_around(small, box, side)
+            boxes = drop_overlaps(boxes)
         if len(boxes) == 0:
             return np.zeros((0, 4), int)
         return np.round(np.asarray(boxes, float) / scale).astype(int)
+
+    def _scan(self, image, smallest, largest):
+        found = self.cascade.detectMultiScale(image, self.scale_factor, self.min_neighbors,
+                                              minSize=(smallest, smallest), maxSize=(largest, largest))
+        return [tuple(box) for box in np.asarray(found).reshape(-1, 4)]
+
+    def _scan_around(self, small, box, smallest):
+        """The same face, moved by up to half its size and resized by up to ~1.5x."""
+        x, y, w, h = box
+        size = max(w, h)
+        x0, y0 = max(0, int(x - size / 2)), max(0, int(y - size / 2))
+        x1, y1 = min(small.shape[1], int(x + w + size / 2)), min(small.shape[0], int(y + h + size / 2))
+        if x1 - x0 < smallest or y1 - y0 < smallest:
+            return []
+        hits = self._scan(small[y0:y1, x0:x1], max(smallest, int(size / 1.5)), int(size * 1.5) + 1)
+        return [(hx + x0, hy + y0, hw, hh) for hx, hy, hw, hh in hits]
+
+
+def iou(a, b):
+    """Intersection over union of two x, y, w, h boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def drop_overlaps(boxes, threshold=0.5):
+    """Keep one box per face when two searched regions found the same one."""
+    kept = []
+    for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
+        if all(iou(box, other) < threshold for other in kept):
+            kept.append(box)
+    return kept
 
 
 def to_gray(frame):

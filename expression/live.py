@@ -15,8 +15,11 @@ STAGES = ("detect", "classify", "track", "draw")
 
 
 class LivePipeline:
-    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False):
+    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False, rescan=15):
         self.labels, self.margin, self.bars = labels, margin, bars
+        # Between full scans, faces are searched for only around the tracked ones; a new face
+        # is found at the next full scan, at most `rescan` frames later (0: scan every frame).
+        self.rescan, self.frame_index = rescan, 0
         self.detector = detector or FaceDetector()
         self.classifier = EmotionClassifier(model)
         self.tracker = FaceTracker(smooth=smooth)
@@ -28,7 +31,10 @@ class LivePipeline:
         gray = to_gray(frame)
         if gray is None:
             return []
-        boxes = self.detector.detect(gray)
+        tracked = [track.box for track in self.tracker.tracks]
+        full_scan = not tracked or self.rescan <= 1 or self.frame_index % self.rescan == 0
+        self.frame_index += 1
+        boxes = self.detector.detect(gray, None if full_scan else tracked)
         clock = self._lap("detect", clock)
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
         clock = self._lap("classify", clock)

@@ -1,4 +1,4 @@
-"""Where annotated frames go: an OpenCV window, a video or image file, and a CSV log."""
+"""Where annotated frames go: an OpenCV window, a video or image file, a CSV log, a summary plot."""
 import csv
 import os
 from pathlib import Path
@@ -87,6 +87,52 @@ class CsvLog:
 
     def close(self):
         self.file.close()
+
+
+class EmotionTimeline:
+    """--summary: each tracked face's emotion over time, plotted when the run ends."""
+
+    def __init__(self, path, labels):
+        check_writable(path, "--summary")
+        self.path, self.labels, self.rows = Path(path), labels, []
+
+    def write(self, frame_index, time_s, tracks):
+        for track in tracks:
+            best = int(track.probabilities.argmax())
+            self.rows.append((time_s, track.id, best, float(track.probabilities[best])))
+
+    def summary(self):
+        """One line: each face's most frequent emotion and how often it held."""
+        if not self.rows:
+            return "no faces seen"
+        import pandas as pd
+        table = pd.DataFrame(self.rows, columns=["time_s", "track", "emotion", "confidence"])
+        parts = []
+        for track, rows in table.groupby("track"):
+            counts = rows["emotion"].value_counts()
+            parts.append(f"face {track}: {self.labels[counts.index[0]]} {counts.iloc[0] / len(rows):.0%} "
+                         f"of {len(rows)} frames")
+        return "; ".join(parts)
+
+    def close(self):
+        import matplotlib
+        matplotlib.use("Agg")  # files only: no window, works headless
+        import matplotlib.pyplot as plt
+        import pandas as pd
+        import seaborn as sns
+
+        table = pd.DataFrame(self.rows, columns=["time_s", "track", "emotion", "confidence"])
+        figure, axis = plt.subplots(figsize=(9, 3.5))
+        if len(table):
+            table["face"] = "face " + table["track"].astype(str)
+            sns.lineplot(table, x="time_s", y="emotion", hue="face", drawstyle="steps-post", ax=axis)
+        axis.set_yticks(range(len(self.labels)), self.labels)
+        axis.set_ylim(-0.5, len(self.labels) - 0.5)
+        axis.set_xlabel("time (s)")
+        axis.set_title("Emotion of each tracked face over time" if len(table) else "No faces seen")
+        figure.tight_layout()
+        figure.savefig(self.path, dpi=100)
+        plt.close(figure)
 
 
 class Window:

@@ -38,10 +38,12 @@ def open_source(spec, retry_seconds=3.0):
 class ImageSource:
     """Each image file is one frame; unreadable files are skipped with a note."""
     live = False
+    stills = True  # unrelated pictures: nothing carries over from one frame to the next
     fps = 1.0
 
     def __init__(self, paths):
         self.paths, self.skipped = list(paths), []
+        self.total = len(self.paths)  # frames to expect, for the progress line
         if len(self.paths) == 1 and read_image(self.paths[0]) is None:
             raise SourceError(f"{self.paths[0]}: not a readable image; pass a .jpg or .png file")
 
@@ -79,6 +81,7 @@ class VideoSource:
                               "pass an .mp4/.avi video, an image, a folder or a camera index")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 25.0
+        self.total = max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))  # 0: the container does not say
 
     def frames(self):
         frame = self.first

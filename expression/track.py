@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .detect import iou
+
 
 @dataclass
 class Track:
@@ -15,15 +17,6 @@ class Track:
     probabilities: np.ndarray
     missed: int = 0  # frames since this face was last seen
     age: int = 1
-
-
-def iou(a, b):
-    """Intersection over union of two x, y, w, h boxes."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 class FaceTracker:

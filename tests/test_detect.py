@@ -43,6 +43,23 @@ def test_finds_real_faces_and_maps_boxes_back_to_full_size(detectable_faces):
     assert abs((x + w / 2) - 640) < 40 and abs((y + h / 2) - 480) < 40 and 200 < w < 400
 
 
+def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces):
+    frame = np.full((480, 640), 110, np.uint8)
+    for k, face in enumerate(detectable_faces[:2]):
+        frame[140:300, 40 + 320 * k:200 + 320 * k] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)
+    detector = FaceDetector()
+    full = detector.detect(frame)
+    assert len(full) == 2
+    # Last frame's boxes, off by a few pixels as a moving face's would be.
+    near = detector.detect(frame, near=full + [12, -8, 0, 0])
+    assert len(near) == 2
+    for box in near:
+        assert max(detect.iou(box, other) for other in full) > 0.8
+    # Only the regions around the given faces are searched.
+    assert len(detector.detect(frame, near=full[:1])) == 1
+    assert len(detector.detect(frame, near=np.zeros((0, 4)))) == 0
+
+
 @pytest.mark.parametrize("frame", [
     np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1), np.uint8), np.zeros((5, 7, 4), np.uint8),
     np.full((40, 40, 3), 65535, np.uint16), np.random.default_rng(0).random((30, 30)),

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from expression.data import decode_face
+from expression.detect import FaceDetector
 from expression.labels import EMOTIONS
 from expression.live import LivePipeline
 from expression.model import build_model
@@ -37,6 +38,15 @@ def test_huge_and_odd_frames(pipeline):
     for frame in (np.zeros((3000, 4000, 3), np.uint8), np.full((480, 640, 4), 200, np.uint8),
                   np.full((480, 640), 40000, np.uint16), np.zeros((1, 1, 3), np.uint8), np.zeros((0,), np.uint8)):
         pipeline.process(frame)
+
+
+@settings(max_examples=500, deadline=None)
+@given(gray=hnp.arrays(np.uint8, st.tuples(st.integers(1, 120), st.integers(1, 160))),
+       near=hnp.arrays(np.int64, st.tuples(st.integers(0, 4), st.just(4)), elements=st.integers(-500, 500)))
+def test_search_around_any_boxes_never_crashes(gray, near):
+    # Tracked boxes come from earlier frames: they may lie outside this one, or be empty.
+    boxes = FaceDetector().detect(gray, near=near)
+    assert boxes.shape[1:] == (4,) and boxes.dtype.kind == "i"
 
 
 @settings(max_examples=1500, deadline=None)
