@@ -126,7 +126,6 @@ def close_all(parts, error_type):
 def run(source, pipeline, writer, logs, window, max_frames):
     """The frame loop; returns counts for the closing line."""
     from expression.draw import draw_status
-    import cv2
 
     frames = faces = 0
     started = time.perf_counter()
@@ -150,8 +149,6 @@ def run(source, pipeline, writer, logs, window, max_frames):
             writer.write(frame)
         if window:
             action = window.show(frame)
-            if action == "snapshot":
-                cv2.imwrite(f"snapshot-{frames:06d}.png", frame)
             if action == "pause":
                 action = window.hold(frame)
             if action == "quit":

@@ -1,6 +1,8 @@
 """Where annotated frames go: an OpenCV window, a video or image file, a CSV log, a summary plot."""
 import csv
 import os
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -136,10 +138,10 @@ class EmotionTimeline:
 
 
 class Window:
-    """An OpenCV window; key() returns 'quit', 'pause', 'snapshot' or None."""
+    """An OpenCV window; show() returns 'quit', 'pause', 'snapshot' or None. s saves a PNG, paused or not."""
 
-    def __init__(self, title="Facial expression recognition (Esc or q quits)"):
-        self.title = title
+    def __init__(self, title="Facial expression recognition (Esc or q quits)", snapshot_folder="."):
+        self.title, self.snapshot_folder, self.snapshots = title, Path(snapshot_folder), 0
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
 
     def show(self, frame, wait_ms=1):
@@ -150,6 +152,7 @@ class Window:
         if key == ord(" "):
             return "pause"
         if key in (ord("s"), ord("S")):
+            self._snapshot(frame)
             return "snapshot"
         if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             return "quit"  # closed with the mouse
@@ -161,6 +164,14 @@ class Window:
             action = self.show(frame, wait_ms=50)
             if action in ("pause", "quit"):
                 return None if action == "pause" else action
+
+    def _snapshot(self, frame):
+        self.snapshots += 1
+        path = self.snapshot_folder / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{self.snapshots}.png"
+        if cv2.imwrite(str(path), frame):
+            print(f"saved {path}", flush=True)
+        else:
+            print(f"could not save {path}; check that the folder is writable", file=sys.stderr)
 
     def close(self):
         cv2.destroyWindow(self.title)

@@ -1,6 +1,7 @@
 """realtime.py as a user runs it: headless on a video of real faces, images, folders, bad input."""
 import csv
 import json
+import time
 
 import cv2
 import keras
@@ -194,3 +195,50 @@ def test_progress_line_on_a_terminal(face_video, tmp_path, capsys, monkeypatch):
                           *map(str, MODEL_ARGS)]) == 0
     err = capsys.readouterr().err
     assert f"] {len(frames)}/{len(frames)} frames" in err and "#" * 30 in err
+
+
+class UnpluggedCamera:
+    """A webcam that delivers some frames, then nothing (as when its cable is pulled)."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        time.sleep(0.02)
+        return True, self.frames.pop(0).copy()
+
+    def get(self, prop):
+        return 30.0
+
+    def release(self):
+        pass
+
+
+def test_camera_that_stops_mid_run_ends_cleanly_with_outputs_kept(detectable_faces, tmp_path, capsys, monkeypatch):
+    import realtime
+    from conftest import face_frames
+    from expression import source
+
+    frames, _ = face_frames(detectable_faces, n_frames=40, step=2)
+    monkeypatch.setattr(source.cv2, "VideoCapture", lambda index: UnpluggedCamera(frames))
+    started = time.monotonic()
+    code = realtime.main(["--source", "0", "--no-display", "--output", str(tmp_path / "camera.avi"),
+                          "--log", str(tmp_path / "log.csv"), *map(str, MODEL_ARGS)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "camera stopped delivering frames" in err and time.monotonic() - started < 30
+    shown = int(out.split(" frames")[0].split()[-1])
+    assert 0 < shown <= len(frames)
+    monkeypatch.undo()  # cv2.VideoCapture is the real one again, to read the output back
+    capture = cv2.VideoCapture(str(tmp_path / "camera.avi"))  # finalised: playable to the end
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    assert written == shown
+    rows = read_log(tmp_path / "log.csv")
+    assert rows and max(int(row["frame"]) for row in rows) == shown - 1

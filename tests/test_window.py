@@ -1,4 +1,4 @@
-"""A real OpenCV window under Xvfb: Esc and q close it and the process exits 0."""
+"""A real OpenCV window under Xvfb: Esc and q close it, space pauses, s saves a snapshot."""
 import os
 import shutil
 import subprocess
@@ -6,6 +6,7 @@ import sys
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT, face_frames
@@ -45,23 +46,36 @@ def xdotool(display, *args):
                           capture_output=True, text=True, timeout=30)
 
 
-@pytest.mark.parametrize("key", ["Escape", "q"])
-def test_key_closes_the_window_and_exits_zero(display, long_video, key, tmp_path):
+def start_demo(display, video, cwd, *extra):
+    """realtime.py in a real window; returns the process and the window id once it is shown."""
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
     process = subprocess.Popen(
-        [sys.executable, "realtime.py", "--source", str(long_video), "--log", str(tmp_path / "log.csv"),
+        [sys.executable, str(ROOT / "realtime.py"), "--source", str(video), *extra,
          "--model", str(MODELS / "emotion.json"), "--weights", str(MODELS / "emotion.weights.h5")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    found = None
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None and not found:
+        found = xdotool(display, "search", "--name", TITLE).stdout.split()
+        time.sleep(0.3)
+    if not found:
+        process.kill()
+        pytest.fail("the window never appeared: " + process.communicate()[1])
+    time.sleep(0.5)  # let some frames through
+    xdotool(display, "windowfocus", "--sync", found[0])
+    return process, found[0]
+
+
+def press(display, window, key, wait=0.7):
+    xdotool(display, "key", "--window", window, key)
+    time.sleep(wait)
+
+
+@pytest.mark.parametrize("key", ["Escape", "q"])
+def test_key_closes_the_window_and_exits_zero(display, long_video, key, tmp_path):
+    process, window = start_demo(display, long_video, ROOT, "--log", str(tmp_path / "log.csv"))
     try:
-        found = None
-        deadline = time.time() + 60
-        while time.time() < deadline and process.poll() is None and not found:
-            found = xdotool(display, "search", "--name", TITLE).stdout.split()
-            time.sleep(0.3)
-        assert found, "the window never appeared: " + (process.stderr.read() if process.poll() is not None else "")
-        time.sleep(0.5)  # let some frames through
-        xdotool(display, "windowfocus", "--sync", found[0])
-        xdotool(display, "key", "--window", found[0], key)
+        press(display, window, key, wait=0)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -69,3 +83,25 @@ def test_key_closes_the_window_and_exits_zero(display, long_video, key, tmp_path
     assert process.returncode == 0, stderr
     frames = int(stdout.split(" frames")[0].split()[-1])
     assert 0 < frames < 600, stdout  # stopped by the key, not by the end of the video
+
+
+def test_space_pauses_and_s_saves_snapshots(display, long_video, tmp_path):
+    process, window = start_demo(display, long_video, tmp_path)
+    try:
+        press(display, window, "space")  # pause
+        press(display, window, "s")
+        press(display, window, "s")
+        press(display, window, "space")  # resume
+        press(display, window, "s")
+        press(display, window, "Escape", wait=0)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    shots = sorted(tmp_path.glob("snapshot-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    assert len(shots) == 3 and stdout.count("saved ") == 3, stdout
+    first, second, third = (cv2.imread(str(p)) for p in shots)
+    assert first.shape == (480, 640, 3)
+    assert np.array_equal(first, second)  # paused: the same frame, the same overlay
+    assert not np.array_equal(second, third)  # running again
