@@ -22,7 +22,7 @@ def cascade_path():
 
 
 class FaceDetector:
-    """detect(gray) -> int array (N, 4) of x, y, w, h in full-frame pixels."""
+    """detect(gray[, near]) -> int array (N, 4) of x, y, w, h in full-frame pixels."""
 
     def __init__(self, detect_width=320, scale_factor=1.1, min_neighbors=5, min_face=0.08, path=None):
         path = Path(path) if path else cascade_path()
@@ -49,7 +49,7 @@ class FaceDetector:
         small = cv2.equalizeHist(small)
         side = max(24, int(min(small.shape[:2]) * self.min_face))
         if near is None:
-            boxes = self._scan(small, side, side * 100)
+            boxes = self._scan(small, side, max(small.shape[:2]))
         else:
             boxes = []
             for box in np.asarray(near, float).reshape(-1, 4) * scale:
