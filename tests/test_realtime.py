@@ -113,7 +113,7 @@ def test_image_and_folder_sources(detectable_faces, tmp_path):
 
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
                                   "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth",
-                                  "missing_labels", "labels_disagree"])
+                                  "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
     args = ["--source", video, "--no-display", *MODEL_ARGS]
@@ -149,6 +149,12 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
         (tmp_path / "labels.json").write_text(json.dumps({"labels": ["happy", "sad", "other"]}))
         args += ["--labels", tmp_path / "labels.json"]
         expect = ["7 outputs", "names 3"]
+    elif case == "summary_folder_missing":
+        args += ["--summary", tmp_path / "missing" / "plot.png"]
+        expect = ["--summary", "does not exist"]
+    elif case == "negative_rescan":
+        args += ["--rescan", "-1"]
+        expect = ["--rescan"]
     elif case == "bad_smooth":
         args += ["--smooth", "1.5"]
         expect = ["--smooth"]
