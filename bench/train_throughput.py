@@ -1,0 +1,87 @@
+"""Training images per second: this project's loop beside the usual Keras pipeline, one run.
+
+    python bench/train_throughput.py --data ../shared/fer2013 --steps 60
+
+Both train the same model (train.py's defaults) with the same optimizer and loss on the same
+FER2013 train folder, with flip/shift/rotate/zoom augmentation:
+- recipe: images decoded once into memory, augmented with one OpenCV affine warp each, fed
+  with train_on_batch (what train.py does);
+- usual: keras.utils.image_dataset_from_directory (files decoded every epoch) plus Keras
+  augmentation layers, fed to model.fit, as the popular FER repos do (ImageDataGenerator,
+  their older choice, is gone from Keras 3).
+The first steps of each are a warm-up (tracing, file cache) and are not timed.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+
+from expression.data import load_split  # noqa: E402
+from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
+from expression.labels import EMOTIONS  # noqa: E402
+from expression.model import build_model  # noqa: E402
+
+WARMUP = 5
+
+
+def recipe(train_dir, steps, config):
+    tick = time.perf_counter()
+    train = load_split(train_dir)
+    load_seconds = time.perf_counter() - tick
+    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, erase=config.erase)
+    model = build_model()
+    compile_model(model, config, len(batches))
+    for index in range(WARMUP):
+        model.train_on_batch(*batches[index % len(batches)])
+    tick = time.perf_counter()
+    for index in range(WARMUP, WARMUP + steps):
+        model.train_on_batch(*batches[index % len(batches)])
+    return steps * config.batch_size / (time.perf_counter() - tick), load_seconds
+
+
+def usual(train_dir, steps, config):
+    import tensorflow as tf
+
+    data = keras.utils.image_dataset_from_directory(
+        train_dir, labels="inferred", label_mode="categorical", class_names=list(EMOTIONS),
+        color_mode="grayscale", image_size=(48, 48), batch_size=config.batch_size, shuffle=True,
+        seed=config.seed, verbose=False)
+    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1),
+                                keras.layers.RandomRotation(10 / 360), keras.layers.RandomZoom(0.1)])
+    data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.repeat().prefetch(tf.data.AUTOTUNE)
+    model = build_model()
+    compile_model(model, config, steps)
+    model.fit(data, steps_per_epoch=WARMUP, epochs=1, verbose=0, shuffle=False)
+    tick = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return steps * config.batch_size / (time.perf_counter() - tick)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "fer2013"))
+    p.add_argument("--steps", type=int, default=60, help="timed batches of 64 for each pipeline")
+    args = p.parse_args()
+    train_dir = Path(args.data) / "train"
+    if not train_dir.is_dir():
+        sys.exit(f"train_throughput.py: error: {train_dir} not found; pass --data DIR with DIR/train/<emotion>/")
+    config = FitConfig()
+    ours, load_seconds = recipe(train_dir, args.steps, config)
+    print(f"recipe (in memory, OpenCV warps, train_on_batch): {ours:6.1f} images/s "
+          f"(+{load_seconds:.0f} s once, to decode the train split)")
+    theirs = usual(train_dir, args.steps, config)
+    print(f"usual (image_dataset_from_directory, Keras augmentation layers, fit): {theirs:6.1f} images/s")
+    print(f"ratio: {ours / theirs:.1f}x, {os.cpu_count()} CPU cores, Keras {keras.__version__} "
+          f"on {keras.backend.backend()}")
+
+
+if __name__ == "__main__":
+    main()
