@@ -88,7 +88,7 @@ def main(argv=None):
                                 bars=args.bars, rescan=0 if stills else args.rescan)
         window = None if args.no_display else Window()
         parts.append(window)
-        stats = run(source, pipeline, writer, [log, timeline], window, args.max_frames)
+        stats = run(source, pipeline, writer, [part for part in (log, timeline) if part], window, args.max_frames)
     except SinkError as error:
         return fail(str(error))
     except KeyboardInterrupt:
@@ -138,8 +138,7 @@ def run(source, pipeline, writer, logs, window, max_frames):
         frames += 1
         faces += len(tracks)
         for log in logs:
-            if log:
-                log.write(frames - 1, tick - started, tracks)
+            log.write(frames - 1, tick - started, tracks)
         now = time.perf_counter()
         fps = 0.9 * fps + 0.1 / max(now - previous, 1e-6) if frames > 1 else 1 / max(now - previous, 1e-6)
         previous = now

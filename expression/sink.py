@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 
 from .detect import to_gray
+from .draw import label_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 ESC = 27
@@ -82,10 +83,10 @@ class CsvLog:
 
     def write(self, frame_index, time_s, tracks):
         for track in tracks:
-            best = int(track.probabilities.argmax())
+            emotion, confidence = label_text(track, self.labels)
             x, y, w, h = (int(v) for v in track.box)
-            self.writer.writerow([frame_index, f"{time_s:.3f}", track.id, x, y, w, h, self.labels[best],
-                                  f"{track.probabilities[best]:.4f}", *(f"{p:.4f}" for p in track.probabilities)])
+            self.writer.writerow([frame_index, f"{time_s:.3f}", track.id, x, y, w, h, emotion,
+                                  f"{confidence:.4f}", *(f"{p:.4f}" for p in track.probabilities)])
 
     def close(self):
         self.file.close()
@@ -100,33 +101,34 @@ class EmotionTimeline:
 
     def write(self, frame_index, time_s, tracks):
         for track in tracks:
-            best = int(track.probabilities.argmax())
-            self.rows.append((time_s, track.id, best, float(track.probabilities[best])))
+            self.rows.append((time_s, f"face {track.id}", label_text(track, self.labels)[0]))
+
+    def _table(self):
+        import pandas as pd
+        table = pd.DataFrame(self.rows, columns=["time_s", "face", "emotion"])
+        table["emotion"] = pd.Categorical(table["emotion"], categories=self.labels)  # plotted in label order
+        return table
 
     def summary(self):
         """One line: each face's most frequent emotion and how often it held."""
         if not self.rows:
             return "no faces seen"
-        import pandas as pd
-        table = pd.DataFrame(self.rows, columns=["time_s", "track", "emotion", "confidence"])
         parts = []
-        for track, rows in table.groupby("track"):
+        for face, rows in self._table().groupby("face", sort=False, observed=True):
             counts = rows["emotion"].value_counts()
-            parts.append(f"face {track}: {self.labels[counts.index[0]]} {counts.iloc[0] / len(rows):.0%} "
-                         f"of {len(rows)} frames")
+            parts.append(f"{face}: {counts.index[0]} {counts.iloc[0] / len(rows):.0%} of {len(rows)} frames")
         return "; ".join(parts)
 
     def close(self):
         import matplotlib
         matplotlib.use("Agg")  # files only: no window, works headless
         import matplotlib.pyplot as plt
-        import pandas as pd
         import seaborn as sns
 
-        table = pd.DataFrame(self.rows, columns=["time_s", "track", "emotion", "confidence"])
+        table = self._table()
         figure, axis = plt.subplots(figsize=(9, 3.5))
         if len(table):
-            table["face"] = "face " + table["track"].astype(str)
+            table["emotion"] = table["emotion"].cat.codes
             sns.lineplot(table, x="time_s", y="emotion", hue="face", drawstyle="steps-post", ax=axis)
         axis.set_yticks(range(len(self.labels)), self.labels)
         axis.set_ylim(-0.5, len(self.labels) - 0.5)
@@ -138,7 +140,7 @@ class EmotionTimeline:
 
 
 class Window:
-    """An OpenCV window; show() returns 'quit', 'pause', 'snapshot' or None. s saves a PNG, paused or not."""
+    """An OpenCV window; show() returns 'quit', 'pause' or None, and saves a PNG when s is pressed."""
 
     def __init__(self, title="Facial expression recognition (Esc or q quits)", snapshot_folder="."):
         self.title, self.snapshot_folder, self.snapshots = title, Path(snapshot_folder), 0
@@ -152,8 +154,7 @@ class Window:
         if key == ord(" "):
             return "pause"
         if key in (ord("s"), ord("S")):
-            self._snapshot(frame)
-            return "snapshot"
+            self._snapshot(frame)  # handled here, so it works while paused too
         if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             return "quit"  # closed with the mouse
         return None
