@@ -5,7 +5,6 @@
 --tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -26,8 +25,9 @@ def main(argv=None):
     args = parse_args(argv)
     import pandas as pd
     from expression.data import DataError, load_split
+    from expression.model import predict_probabilities
     from expression.model_files import ModelError, load_model
-    from expression.report import classification_metrics, predict_probabilities, tta_probabilities, write_json
+    from expression.report import classification_metrics, tta_probabilities, write_json
 
     model_dir = Path(args.model)
     try:

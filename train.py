@@ -7,6 +7,7 @@ present, otherwise a seeded, stratified 10% of train is held out. The weights ke
 best validation epoch's; test is evaluated once, at the end.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use at most this many training images (quick runs)")
     p.add_argument("--strict", action="store_true", help="treat data warnings (skipped files, duplicates) as errors")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--distribute", action="store_true",
+                   help="train data-parallel on every GPU (or logical CPU device) here; see README")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -71,13 +74,14 @@ def main(argv=None):
     if problem:
         return fail(problem)
 
-    import numpy as np
+    import keras
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
+    from expression.distribute import data_parallel
     from expression.fit import FitConfig, Interrupted, fit
-    from expression.model import build_model
-    from expression.model_files import save_model
-    from expression.report import classification_metrics, plot_confusion, plot_history, predict_probabilities, write_json
     from expression.labels import EMOTIONS
+    from expression.model import build_model, predict_probabilities
+    from expression.model_files import save_model
+    from expression.report import classification_metrics, plot_confusion, plot_history, write_json
 
     started = time.time()
     try:
@@ -99,42 +103,48 @@ def main(argv=None):
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                        erase=args.erase)
-    model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout)
-    if args.init and not args.resume:
+    scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
+    if devices:
+        print(f"data-parallel over {len(devices)} device(s): {', '.join(devices)}")
+    with scope:  # a distributed model is built, trained and saved in its strategy's scope
+        keras.utils.set_random_seed(args.seed)  # the initial weights too, not only the batches
+        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout)
+        if args.init and not args.resume:
+            try:
+                model.load_weights(args.init)
+            except Exception as error:  # Keras raises several types for a missing or mismatched file
+                return fail(f"{args.init}: cannot start from these weights ({str(error).splitlines()[0][:120]}); "
+                            "pass weights saved by train.py with the same --width and --convs")
         try:
-            model.load_weights(args.init)
-        except Exception as error:  # Keras raises several types for a missing or mismatched file
-            return fail(f"{args.init}: cannot start from these weights ({str(error).splitlines()[0][:120]}); "
-                        "pass weights saved by train.py with the same --width and --convs")
-    try:
-        model, state = fit(model, train, val, config, checkpoints, resume=args.resume, verbose=0 if args.quiet else 1)
-    except Interrupted as stop:
-        print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
-              f"Resume with: python train.py --data {args.data} --out {args.out} --resume", file=sys.stderr)
-        return 130
-
-    # Test is touched once, with the best-on-val weights.
-    probabilities = predict_probabilities(model, test.images)
-    metrics = classification_metrics(test.labels, probabilities)
-    val_metrics = classification_metrics(val.labels, predict_probabilities(model, val.images))
-    report = {
-        "test": metrics,
-        "val_accuracy": val_metrics["accuracy"],
-        "best_epoch": state["best_epoch"],
-        "epochs_run": state["epochs_done"],
-        "training_seconds": round(state["seconds"], 1),
-        "training_images_per_second": state["images_per_second"],
-        "wall_seconds": round(time.time() - started, 1),
-        "parameters": int(model.count_params()),
-        "data": {name: dict(zip(EMOTIONS, map(int, s.counts()))) for name, s in splits.items()},
-        "data_warnings": warnings,
-        "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
-        "converted_files": train.converted + val.converted + test.converted,
-        "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
-                                     "init": args.init},
-    }
-    save_model(model, out)
+            model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
+                               verbose=0 if args.quiet else 1, drop_last=args.distribute)
+        except Interrupted as stop:
+            print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
+                  f"Resume with: python train.py --data {args.data} --out {args.out} --resume", file=sys.stderr)
+            return 130
+        # Test is touched once, with the best-on-val weights.
+        probabilities = predict_probabilities(model, test.images)
+        metrics = classification_metrics(test.labels, probabilities)
+        val_metrics = classification_metrics(val.labels, predict_probabilities(model, val.images))
+        report = {
+            "test": metrics,
+            "val_accuracy": val_metrics["accuracy"],
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epochs_done"],
+            "training_seconds": round(state["seconds"], 1),
+            "training_images_per_second": state["images_per_second"],
+            "wall_seconds": round(time.time() - started, 1),
+            "parameters": int(model.count_params()),
+            "devices": len(devices) or 1,
+            "data": {name: dict(zip(EMOTIONS, map(int, s.counts()))) for name, s in splits.items()},
+            "data_warnings": warnings,
+            "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
+            "converted_files": train.converted + val.converted + test.converted,
+            "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
+                                         "init": args.init},
+        }
+        save_model(model, out)
     write_json(out / "metrics.json", report)
     shutil.copyfile(checkpoints / "history.csv", out / "history.csv")
     plot_history(out / "history.csv", out / "training_curves.png")

@@ -5,7 +5,7 @@
 Both train the same model (train.py's defaults) with the same optimizer and loss on the same
 FER2013 train folder, with flip/shift/rotate/zoom augmentation:
 - recipe: images decoded once into memory, augmented with one OpenCV affine warp each, fed
-  with train_on_batch (what train.py does);
+  to model.fit as a keras.utils.PyDataset (what train.py does);
 - usual: keras.utils.image_dataset_from_directory (files decoded every epoch) plus Keras
   augmentation layers, fed to model.fit, as the popular FER repos do (ImageDataGenerator,
   their older choice, is gone from Keras 3).
@@ -35,14 +35,12 @@ def recipe(train_dir, steps, config):
     tick = time.perf_counter()
     train = load_split(train_dir)
     load_seconds = time.perf_counter() - tick
-    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, erase=config.erase)
+    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, config.erase)
     model = build_model()
     compile_model(model, config, len(batches))
-    for index in range(WARMUP):
-        model.train_on_batch(*batches[index % len(batches)])
+    model.fit(batches, steps_per_epoch=WARMUP, epochs=1, verbose=0)
     tick = time.perf_counter()
-    for index in range(WARMUP, WARMUP + steps):
-        model.train_on_batch(*batches[index % len(batches)])
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     return steps * config.batch_size / (time.perf_counter() - tick), load_seconds
 
 
@@ -75,7 +73,7 @@ def main():
         sys.exit(f"train_throughput.py: error: {train_dir} not found; pass --data DIR with DIR/train/<emotion>/")
     config = FitConfig()
     ours, load_seconds = recipe(train_dir, args.steps, config)
-    print(f"recipe (in memory, OpenCV warps, train_on_batch): {ours:6.1f} images/s "
+    print(f"recipe (in memory, OpenCV warps, PyDataset + fit): {ours:6.1f} images/s "
           f"(+{load_seconds:.0f} s once, to decode the train split)")
     theirs = usual(train_dir, args.steps, config)
     print(f"usual (image_dataset_from_directory, Keras augmentation layers, fit): {theirs:6.1f} images/s")

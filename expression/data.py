@@ -3,7 +3,6 @@
 Every image becomes 48x48 grayscale uint8, so one epoch of augmentation and training
 never touches the disk again (the whole of FER2013 is about 80 MB decoded).
 """
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -1,10 +1,11 @@
 """Fit the CNN: augmented batches from memory, SGD + cosine schedule, best-on-val weights.
 
-A run lives in a checkpoint folder: `last.keras` (model + optimizer state, written after
-every epoch), `best.weights.h5` (the best validation epoch so far), `state.json` and
-`history.csv`. Resuming reloads `last.keras`; because each epoch's shuffle and
-augmentation are seeded by (seed, epoch), a resumed run sees the same batches an
-uninterrupted one would.
+Training is Keras' own model.fit, so it runs on any backend and under any distribution
+strategy (see distribute.py). A run lives in a checkpoint folder: `last.keras` (model +
+optimizer state, written after every epoch), `best.weights.h5` (the best validation epoch
+so far), `state.json` and `history.csv`. Resuming reloads `last.keras`; because each
+epoch's shuffle and augmentation are seeded by (seed, epoch), a resumed run sees the same
+batches an uninterrupted one would.
 """
 import json
 import math
@@ -18,6 +19,7 @@ import numpy as np
 
 from .augment import augment
 from .labels import EMOTIONS
+from .model import predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 
 LAST = "last.keras"
@@ -43,12 +45,18 @@ class Interrupted(Exception):
     """Training stopped by Ctrl-C or SIGTERM after the last completed epoch was checkpointed."""
 
 
-class AugmentedBatches:
-    """Shuffled, augmented batches; the epoch counter makes every epoch reproducible."""
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled, augmented batches; the epoch counter makes every epoch reproducible.
 
-    def __init__(self, images, labels, batch_size, seed, first_epoch=0, erase=0.5):
+    drop_last leaves out the short last batch, for data-parallel runs that split every
+    batch evenly among devices.
+    """
+
+    def __init__(self, images, labels, batch_size, seed, erase, first_epoch=0, drop_last=False):
+        super().__init__()
         self.images, self.labels, self.erase = images, labels, erase
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
+        self.drop_last = drop_last
         self.onehot = np.eye(len(EMOTIONS), dtype=np.float32)
         self._order()
 
@@ -56,14 +64,15 @@ class AugmentedBatches:
         self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
 
     def __len__(self):
-        return math.ceil(len(self.images) / self.batch_size)
+        rounding = math.floor if self.drop_last else math.ceil
+        return max(1, rounding(len(self.images) / self.batch_size))
 
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         return augment(self.images[take], rng, erase=self.erase), self.onehot[self.labels[take]]
 
-    def on_epoch_end(self):
+    def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
         self._order()
 
@@ -85,7 +94,7 @@ def read_state(folder):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def fit(model, train, val, config, folder, resume=False, verbose=1):
+def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False):
     """Train (or resume) in `folder`; returns (model with the best-val weights, state).
 
     Raises Interrupted on Ctrl-C or SIGTERM, after the last finished epoch is on disk.
@@ -96,74 +105,80 @@ def fit(model, train, val, config, folder, resume=False, verbose=1):
     if state is not None:
         config = FitConfig(**state["config"])  # the schedule must be the one the run started with
         model = keras.models.load_model(folder / LAST)
+        for variable, value in zip(_dropout_states(model), state.get("dropout_states", [])):
+            variable.assign(np.asarray(value, variable.dtype))
     else:
         state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
-    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, state["epochs_done"],
-                               config.erase)
+    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, config.erase,
+                               first_epoch=state["epochs_done"], drop_last=drop_last)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        while state["epochs_done"] < config.epochs and not state.get("stopped_early"):
-            _run_epoch(model, batches, val, config, folder, state, verbose)
+        if state["epochs_done"] < config.epochs and not state.get("stopped_early"):
+            model.fit(batches, epochs=config.epochs, initial_epoch=state["epochs_done"], shuffle=False,
+                      callbacks=[RunCheckpoint(folder, state, config, val)], verbose=verbose)
     except KeyboardInterrupt:
         raise Interrupted(state["epochs_done"]) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    state["images_per_second"] = round(state["epochs_done"] * len(train.images) / max(state["seconds"], 1e-9), 1)
+    images_per_epoch = min(len(batches) * config.batch_size, len(train.images))
+    state["images_per_second"] = round(state["epochs_done"] * images_per_epoch / max(state["seconds"], 1e-9), 1)
     atomic_write_text(folder / STATE, json.dumps(state, indent=2))
     model.load_weights(folder / BEST)
     return model, state
 
 
-def _run_epoch(model, batches, val, config, folder, state, verbose):
-    # A plain train_on_batch loop keeps each batch's seed, the checkpoints and --resume in our
-    # hands; it measured as fast as fit() on a tf.data pipeline (bench/train_throughput.py).
-    epoch = state["epochs_done"]
-    if verbose:
-        print(f"Epoch {epoch + 1}/{config.epochs}")
-    bar = keras.utils.Progbar(len(batches), verbose=verbose, stateful_metrics=["loss", "accuracy"])
-    totals, seen = {}, 0
-    started = time.time()
-    for index in range(len(batches)):
-        x, y = batches[index]
-        logs = model.train_on_batch(x, y, return_dict=True)  # metrics of this batch only
-        seen += len(x)
-        for key, value in logs.items():
-            totals[key] = totals.get(key, 0.0) + float(value) * len(x)
-        bar.update(index + 1, [(key, total / seen) for key, total in totals.items()])
-    seconds = time.time() - started
-    batches.on_epoch_end()
-    row = {"epoch": epoch, **{key: total / seen for key, total in totals.items()}, **_validate(model, val),
-           "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), "seconds": seconds}
-    if verbose:
-        print(f"  val_accuracy {row['val_accuracy']:.4f}  val_loss {row['val_loss']:.4f}  ({seconds:.0f} s, "
-              f"{len(batches.images) / seconds:.0f} images/s)")
-    state["seconds"] += seconds
-    state["epochs_done"] = epoch + 1
-    if row["val_accuracy"] > state["best_val_accuracy"]:
-        state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
-        atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", model.save_weights))
-    if config.patience and epoch + 1 - state["best_epoch"] >= config.patience:
-        state["stopped_early"] = True
-    _append_history(folder / HISTORY, row)
-    atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", model.save))
-    # state.json last: it is what --resume trusts, so it never points past what is on disk.
-    atomic_write_text(folder / STATE, json.dumps(state, indent=2))
+class RunCheckpoint(keras.callbacks.Callback):
+    """After every epoch: validation, history row, best-on-val weights, last.keras, then state.json."""
+
+    def __init__(self, folder, state, config, val):
+        super().__init__()
+        self.folder, self.state, self.config, self.val = folder, state, config, val
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = self.trained = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.trained = time.time()  # the epoch's training time leaves validation out
+
+    def on_epoch_end(self, epoch, logs=None):
+        state, folder = self.state, self.folder
+        seconds = self.trained - self.started
+        logs.update(_validate(self.model, self.val))  # the progress bar, which runs next, shows them too
+        row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss", "val_accuracy", "val_loss")},
+               "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+               "seconds": seconds}
+        state["seconds"] += seconds
+        state["epochs_done"] = epoch + 1
+        if row["val_accuracy"] > state["best_val_accuracy"]:
+            state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+            atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
+        if self.config.patience and epoch + 1 - state["best_epoch"] >= self.config.patience:
+            state["stopped_early"] = True
+            self.model.stop_training = True
+        state["dropout_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _dropout_states(self.model)]
+        _append_history(folder / HISTORY, row)
+        atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", self.model.save))
+        # state.json last: it is what --resume trusts, so it never points past what is on disk.
+        atomic_write_text(folder / STATE, json.dumps(state, indent=2))
 
 
-def _validate(model, val, batch_size=256):
+def _validate(model, val):
     """Accuracy and plain (unsmoothed) cross-entropy on the validation split."""
-    probabilities = np.concatenate([
-        keras.ops.convert_to_numpy(model.predict_on_batch(val.images[i:i + batch_size].astype(np.float32)))
-        for i in range(0, len(val.images), batch_size)])
+    probabilities = predict_probabilities(model, val.images)
     picked = probabilities[np.arange(len(val.labels)), val.labels]
     return {"val_accuracy": float((probabilities.argmax(1) == val.labels).mean()),
             "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
+
+
+def _dropout_states(model):
+    """Dropout's random-number state: last.keras leaves it out, and a resumed run needs it."""
+    return [layer.seed_generator.state for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
 
 
 def _append_history(path, row):

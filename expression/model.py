@@ -4,6 +4,7 @@ Scaling (0..255 -> 0..1) is the model's first layer, so the saved JSON + weights
 with plain Keras and raw pixels, without this project's code.
 """
 import keras
+import numpy as np
 from keras import layers
 
 from .data import IMAGE_SIZE
@@ -36,3 +37,14 @@ def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4):
     # float32 output keeps softmax exact under mixed precision.
     model.add(layers.Dense(len(EMOTIONS), activation="softmax", dtype="float32", name="emotion"))
     return model
+
+
+def predict_probabilities(model, images, batch_size=256):
+    """(N, 7) softmax probabilities for uint8 or float images in 0..255.
+
+    Plain forward calls in chunks, not model.predict: they also work on a model trained under
+    a distribution strategy, where Keras' predict fails on a last batch that does not split evenly.
+    """
+    return np.concatenate([
+        keras.ops.convert_to_numpy(model(images[i:i + batch_size].astype(np.float32), training=False))
+        for i in range(0, len(images), batch_size)]) if len(images) else np.zeros((0, model.output_shape[-1]))

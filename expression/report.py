@@ -11,12 +11,8 @@ import pandas as pd
 import seaborn as sns
 
 from .labels import EMOTIONS
+from .model import predict_probabilities
 from .model_files import atomic_write_text
-
-
-def predict_probabilities(model, images, batch_size=256):
-    """(N, 7) softmax probabilities for uint8 or float images in 0..255."""
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
 
 
 def tta_probabilities(model, images, shift=2, batch_size=256):

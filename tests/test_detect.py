@@ -1,6 +1,5 @@
 """The Haar cascade ships with the pinned OpenCV and finds real faces; frames of any kind are safe."""
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np

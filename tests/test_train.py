@@ -70,7 +70,7 @@ def test_saved_model_works_with_plain_keras_on_raw_pixels(trained, small_data):
 
 
 @needs_data
-def test_sigterm_checkpoints_and_resume_finishes_the_same_schedule(small_data, tmp_path):
+def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(small_data, tmp_path):
     out = tmp_path / "model"
     out.mkdir()
     (out / "emotion.json").write_text("previous model")  # must survive the interruption untouched
@@ -93,6 +93,50 @@ def test_sigterm_checkpoints_and_resume_finishes_the_same_schedule(small_data, t
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
     assert history["learning_rate"].is_monotonic_decreasing  # the cosine schedule went on, not restarted
+    # ... and it ends where the same run, never interrupted, ends: same batches, dropout, weights.
+    whole = tmp_path / "whole"
+    result = run_script("train.py", *args[2:4], "--out", whole, *args[6:])
+    assert result.returncode == 0, result.stderr
+    columns = ["accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"]
+    pd.testing.assert_frame_equal(history[columns], pd.read_csv(whole / "history.csv")[columns], rtol=1e-4)
+    resumed, uninterrupted = (json.loads((folder / "metrics.json").read_text())["test"] for folder in (out, whole))
+    assert resumed["confusion_matrix"] == uninterrupted["confusion_matrix"]
+
+
+# Two logical CPU devices must be declared before TensorFlow starts, hence a launcher process.
+# Its train_step prints the batch each replica receives, which shows that batches are split.
+TWO_DEVICE_LAUNCHER = """
+import sys
+import keras
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+original = keras.Sequential.train_step
+def train_step(self, data):
+    tf.print("replica batch", tf.shape(data[0])[0], output_stream=sys.stdout)
+    return original(self, data)
+keras.Sequential.train_step = train_step
+sys.path.insert(0, ".")
+import train
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@needs_data
+def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path):
+    out = tmp_path / "model"
+    result = run_script("-c", TWO_DEVICE_LAUNCHER, "--data", small_data, "--out", out, "--epochs", "2",
+                        "--batch-size", "32", "--width", "8", "--quiet", "--distribute")
+    assert result.returncode == 0, result.stderr
+    assert "data-parallel over 2 device(s): /device:CPU:0, /device:CPU:1" in result.stdout
+    replica_batches = [int(line.split()[-1]) for line in result.stdout.splitlines() if line.startswith("replica batch")]
+    train_images = 7 * 27  # 30 per class less the 10% held out for val
+    steps = 2 * (train_images // 32)  # 2 epochs of whole batches: the short last one is dropped
+    assert replica_batches == [16] * (2 * steps)  # each step: two replicas, 16 images each
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["devices"] == 2 and metrics["epochs_run"] == 2
+    model = keras.models.model_from_json((out / "emotion.json").read_text())  # saved as a plain model
+    model.load_weights(out / "emotion.weights.h5")
 
 
 @needs_data
