@@ -55,14 +55,45 @@ def save_model(model, out_dir):
     # for longer than one rename.
     # A compiled model's JSON carries its compile config, and a model rebuilt from it saves the
     # optimizer's slots with its weights (2x the size): ship architecture and weights only.
-    config = json.loads(model.to_json())
-    config.pop("compile_config", None)
-    architecture = json.dumps(config, indent=2)
-    clean = keras.models.model_from_json(architecture)
-    clean.set_weights(model.get_weights())
+    clean = plain_copy(model)
     atomic_write(out_dir / WEIGHTS, lambda tmp: save_staged(tmp, ".weights.h5", clean.save_weights))
     atomic_write_text(out_dir / LABELS, json.dumps({"labels": list(EMOTIONS), "image_size": IMAGE_SIZE}, indent=2))
-    atomic_write_text(out_dir / MODEL_JSON, architecture)
+    atomic_write_text(out_dir / MODEL_JSON, json.dumps(_architecture(clean), indent=2))
+
+
+def plain_copy(model):
+    """The model as it ships: float32 layers, no compile config, outside any distribution strategy.
+
+    A model trained in mixed precision would otherwise ship its bfloat16 compute policy, slow
+    and less exact on CPUs without bfloat16 units; its variables are float32 already.
+    """
+    config = _architecture(model)
+    _float32_policies(config)
+    training_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # Sequential itself takes the global policy
+    try:
+        clean = keras.models.model_from_json(json.dumps(config))
+    finally:
+        keras.mixed_precision.set_global_policy(training_policy)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def _architecture(model):
+    config = json.loads(model.to_json())
+    config.pop("compile_config", None)  # the shipped model needs no optimizer
+    return config
+
+
+def _float32_policies(node):
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and node["config"]["name"].startswith("mixed_"):
+            node["config"]["name"] = "float32"
+        for value in node.values():
+            _float32_policies(value)
+    elif isinstance(node, list):
+        for value in node:
+            _float32_policies(value)
 
 
 def save_staged(tmp, suffix, save):

@@ -103,6 +103,24 @@ def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(sma
     assert resumed["confusion_matrix"] == uninterrupted["confusion_matrix"]
 
 
+@needs_data
+def test_mixed_precision_trains_and_ships_a_float32_model(small_data, tmp_path):
+    out = tmp_path / "model"
+    result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "1", "--batch-size", "32",
+                        "--width", "8", "--quiet", "--mixed-precision")
+    assert result.returncode == 0, result.stderr
+    assert "bfloat16" in (out / "checkpoint" / "last.keras").read_bytes().decode("latin-1")  # it trained mixed
+    assert "bfloat16" not in (out / "emotion.json").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["precision"] == "mixed_bfloat16"
+    model = keras.models.model_from_json((out / "emotion.json").read_text())
+    model.load_weights(out / "emotion.weights.h5")
+    assert {w.dtype for w in model.weights} == {"float32"}
+    test = load_split(small_data / "test")
+    accuracy = float((model.predict(test.images.astype("float32"), verbose=0).argmax(1) == test.labels).mean())
+    assert accuracy == pytest.approx(metrics["test"]["accuracy"])  # the report is the shipped model's
+
+
 # Two logical CPU devices must be declared before TensorFlow starts, hence a launcher process.
 # Its train_step prints the batch each replica receives, which shows that batches are split.
 TWO_DEVICE_LAUNCHER = """
