@@ -64,6 +64,9 @@ def main(argv=None):
     weights = Path(args.weights) if args.weights else model_json.with_name("emotion.weights.h5")
     labels_json = Path(args.labels) if args.labels else model_json.with_name("labels.json")
 
+    from expression.backend import backend_problem
+    if backend_problem():
+        return fail(backend_problem())
     from expression.detect import DetectorError, FaceDetector
     from expression.live import LivePipeline
     from expression.model_files import ModelError, load_model

@@ -77,6 +77,9 @@ def main(argv=None):
     if problem:
         return fail(problem)
 
+    from expression.backend import backend_problem
+    if backend_problem():
+        return fail(backend_problem())
     import keras
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
@@ -85,6 +88,13 @@ def main(argv=None):
     from expression.model import build_model, predict_probabilities
     from expression.model_files import plain_copy, save_model
     from expression.report import classification_metrics, plot_confusion, plot_history, write_json
+
+    try:
+        scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
+    except RuntimeError as error:  # a backend without a distribution engine here
+        return fail(f"{error}; set KERAS_BACKEND=tensorflow or jax")
+    if devices:
+        print(f"data-parallel over {len(devices)} device(s): {', '.join(devices)}")
 
     started = time.time()
     try:
@@ -106,9 +116,6 @@ def main(argv=None):
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                        erase=args.erase)
-    scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
-    if devices:
-        print(f"data-parallel over {len(devices)} device(s): {', '.join(devices)}")
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope

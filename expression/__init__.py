@@ -2,5 +2,5 @@
 
 Training side, in the order the data flows: data -> augment -> model -> fit -> report.
 Live side: source -> detect -> classify -> track -> draw -> sink, with `live` running
-one frame through detect..draw. `labels` and `model_files` serve both sides.
+one frame through detect..draw. `labels`, `model_files` and `backend` serve both sides.
 """
