@@ -24,8 +24,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from expression.backend import backend_problem
-    if backend_problem():
-        print(f"evaluate.py: error: {backend_problem()}", file=sys.stderr)
+    problem = backend_problem()
+    if problem:
+        print(f"evaluate.py: error: {problem}", file=sys.stderr)
         return 2
     import pandas as pd
     from expression.data import DataError, load_split

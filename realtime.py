@@ -65,8 +65,9 @@ def main(argv=None):
     labels_json = Path(args.labels) if args.labels else model_json.with_name("labels.json")
 
     from expression.backend import backend_problem
-    if backend_problem():
-        return fail(backend_problem())
+    problem = backend_problem()
+    if problem:
+        return fail(problem)
     from expression.detect import DetectorError, FaceDetector
     from expression.live import LivePipeline
     from expression.model_files import ModelError, load_model

@@ -78,8 +78,9 @@ def main(argv=None):
         return fail(problem)
 
     from expression.backend import backend_problem
-    if backend_problem():
-        return fail(backend_problem())
+    problem = backend_problem()
+    if problem:
+        return fail(problem)
     import keras
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
