@@ -28,3 +28,19 @@ def test_unknown_backend_is_one_clear_line(script, tmp_path):
 def test_backend_not_installed_is_one_clear_line(script, tmp_path):
     result = run_with_backend(script, "jax", tmp_path)
     assert_clean_error(result, "'jax' backend", "pip install jax")
+
+
+# torch is not installed here: the launcher makes Keras report it, as KERAS_BACKEND=torch would.
+TORCH_LAUNCHER = """
+import sys
+import keras
+keras.backend.backend = lambda: "torch"
+sys.path.insert(0, ".")
+import train
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_distribute_on_a_backend_without_an_engine_is_one_clear_line(tmp_path):
+    result = run_script("-c", TORCH_LAUNCHER, "--data", "data/fer2013", "--out", tmp_path / "out", "--distribute")
+    assert_clean_error(result, "--distribute", "torch", "KERAS_BACKEND=tensorflow or jax")
