@@ -132,8 +132,11 @@ def main(argv=None):
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
                                verbose=0 if args.quiet else 1, drop_last=args.distribute)
         except Interrupted as stop:
+            again = f"python train.py --data {args.data} --out {args.out}"
+            if args.checkpoints:  # the resumed run must find this checkpoint folder
+                again += f" --checkpoints {args.checkpoints}"
             print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
-                  f"Resume with: python train.py --data {args.data} --out {args.out} --resume", file=sys.stderr)
+                  f"Resume with: {again} --resume", file=sys.stderr)
             return 130
     model = plain_copy(model)  # what ships, float32, is what gets evaluated
 
