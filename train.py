@@ -84,12 +84,15 @@ def main(argv=None):
     import keras
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
-    from expression.fit import FitConfig, Interrupted, fit
+    from expression.fit import FitConfig, Interrupted, fit, read_state
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
     from expression.model_files import plain_copy, save_model
     from expression.report import classification_metrics, plot_confusion, plot_history, write_json
 
+    if args.resume and read_state(checkpoints) is None:  # not silently an hour-long fresh start
+        return fail(f"--resume: no interrupted run in {checkpoints}/; pass --checkpoints with the folder it "
+                    "was saved in, or drop --resume to start a new run")
     try:
         scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
     except RuntimeError as error:  # a backend without a distribution engine here

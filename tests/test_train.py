@@ -159,7 +159,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
-                                  "strict_duplicates", "bad_init"])
+                                  "strict_duplicates", "bad_init", "resume_nothing"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -181,6 +181,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
         (tmp_path / "x.weights.h5").write_text("not weights")
         args += ["--init", tmp_path / "x.weights.h5"]
         expect = ["x.weights.h5", "cannot start from"]
+    elif case == "resume_nothing":
+        args += ["--resume"]
+        expect = ["--resume", "no interrupted run", "--checkpoints"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
