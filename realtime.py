@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step")
     p.add_argument("--min-neighbors", type=int, default=5, help="Haar cascade neighbours needed for a face")
     p.add_argument("--rescan", type=int, default=15,
-                   help="scan the whole frame every N frames, in between only around tracked faces (0: every frame)")
+                   help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
+                        "(0: a whole scan every frame)")
     p.add_argument("--margin", type=float, default=0.1, help="context added around each face box, per side")
     return p.parse_args(argv)
 

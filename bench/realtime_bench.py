@@ -117,7 +117,7 @@ def main():
     p.add_argument("--frames", type=int, default=2000, help="frames through the pipeline")
     p.add_argument("--naive-frames", type=int, default=200, help="frames through the naive loop (it is slow)")
     p.add_argument("--detect-width", type=int, default=320)
-    p.add_argument("--rescan", type=int, default=15, help="full scan every N frames (realtime.py's default)")
+    p.add_argument("--rescan", type=int, default=15, help="whole-frame scan spread over N frames (realtime.py's default)")
     p.add_argument("--sweep", action="store_true", help="time the detector settings instead")
     args = p.parse_args()
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .classify import EmotionClassifier, crop_faces
-from .detect import FaceDetector, to_gray
+from .detect import FaceDetector, SpreadScan, to_gray
 from .draw import draw_face
 from .track import FaceTracker
 
@@ -17,10 +17,11 @@ STAGES = ("detect", "classify", "track", "draw")
 class LivePipeline:
     def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False, rescan=15):
         self.labels, self.margin, self.bars = labels, margin, bars
-        # Between full scans, faces are searched for only around the tracked ones; a new face
-        # is found at the next full scan, at most `rescan` frames later (0: scan every frame).
-        self.rescan, self.frame_index = rescan, 0
         self.detector = detector or FaceDetector()
+        # While faces are tracked, each frame searches around them and does 1/rescan of a full
+        # scan, so a new face is found within `rescan` frames and no frame pays for a whole
+        # scan (0 or 1: a full scan every frame).
+        self.scan = SpreadScan(self.detector, rescan) if rescan > 1 else None
         self.classifier = EmotionClassifier(model)
         self.tracker = FaceTracker(smooth=smooth)
         self.milliseconds = {stage: 0.0 for stage in STAGES}  # of the last frame
@@ -32,9 +33,10 @@ class LivePipeline:
         if gray is None:
             return []
         tracked = [track.box for track in self.tracker.tracks]
-        full_scan = not tracked or self.rescan <= 1 or self.frame_index % self.rescan == 0
-        self.frame_index += 1
-        boxes = self.detector.detect(gray, None if full_scan else tracked)
+        if tracked and self.scan:
+            boxes = self.detector.detect(gray, tracked, self.scan)
+        else:
+            boxes = self.detector.detect(gray)
         clock = self._lap("detect", clock)
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
         clock = self._lap("classify", clock)

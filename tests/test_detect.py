@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 from expression import detect
-from expression.detect import DetectorError, FaceDetector, cascade_path, to_gray
+from expression.detect import DetectorError, FaceDetector, SpreadScan, cascade_path, to_gray
 
 
 def test_cascade_file_is_present_and_loads():
@@ -42,10 +42,15 @@ def test_finds_real_faces_and_maps_boxes_back_to_full_size(detectable_faces):
     assert abs((x + w / 2) - 640) < 40 and abs((y + h / 2) - 480) < 40 and 200 < w < 400
 
 
-def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces):
+def two_face_frame(faces):
     frame = np.full((480, 640), 110, np.uint8)
-    for k, face in enumerate(detectable_faces[:2]):
+    for k, face in enumerate(faces[:2]):
         frame[140:300, 40 + 320 * k:200 + 320 * k] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)
+    return frame
+
+
+def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces):
+    frame = two_face_frame(detectable_faces)
     detector = FaceDetector()
     full = detector.detect(frame)
     assert len(full) == 2
@@ -57,6 +62,9 @@ def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces
     # Only the regions around the given faces are searched.
     assert len(detector.detect(frame, near=full[:1])) == 1
     assert len(detector.detect(frame, near=np.zeros((0, 4)))) == 0
+    # The search around a known face asks for one neighbour less; it still finds no face in noise.
+    noise = np.random.default_rng(0).integers(0, 256, frame.shape, np.uint8)
+    assert len(detector.detect(noise, near=full)) == 0
 
 
 @pytest.mark.parametrize("frame", [
@@ -70,3 +78,34 @@ def test_to_gray_accepts_any_frame(frame):
     else:
         assert gray.dtype == np.uint8 and gray.ndim == 2 and gray.shape == frame.shape[:2]
         assert len(FaceDetector().detect(gray)) == 0
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 15, 40])
+def test_a_scan_spread_over_frames_finds_exactly_what_the_full_scan_finds(detectable_faces, frames):
+    gray = two_face_frame(detectable_faces)
+    detector = FaceDetector()
+    small, scale = detector.shrink(gray)
+    scan = SpreadScan(detector, frames)
+    found = [scan.step(small) for _ in range(frames)]
+    assert all(boxes == [] for boxes in found[:-1])  # nothing before the last share
+    full = detector.detect(gray)
+    assert len(full) == 2
+    spread = np.round(np.asarray(found[-1], float) / scale).astype(int)
+    assert sorted(map(tuple, spread)) == sorted(map(tuple, full))
+    # Every window size of the pyramid is scanned once per round, none twice.
+    sizes = sum(scan.plan, [])
+    assert len(sizes) == len(set(sizes)) and min(sizes) == detector.smallest(small)
+    assert scan.step(small) == [] or frames == 1  # the next round starts afresh
+
+
+def test_the_spread_scan_shares_the_work_out_evenly(detectable_faces):
+    detector = FaceDetector()
+    small, _ = detector.shrink(two_face_frame(detectable_faces))
+    whole = SpreadScan(detector, 1)
+    whole.step(small)
+    spread = SpreadScan(detector, 15)
+    spread.step(small)
+    costs = [sum(whole.cost[size] for size in sizes) for sizes in spread.plan]
+    # No share is bigger than the biggest single window size, or than twice the average share.
+    assert max(costs) <= max(max(whole.cost.values()), 2 * sum(costs) / len(costs))
+    assert sum(costs) == sum(whole.cost.values())

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from expression.data import decode_face
-from expression.detect import FaceDetector
+from expression.detect import FaceDetector, SpreadScan
 from expression.labels import EMOTIONS
 from expression.live import LivePipeline
 from expression.model import build_model
@@ -40,12 +40,16 @@ def test_huge_and_odd_frames(pipeline):
         pipeline.process(frame)
 
 
+SPREAD = SpreadScan(FaceDetector(), 3)
+
+
 @settings(max_examples=500, deadline=None)
 @given(gray=hnp.arrays(np.uint8, st.tuples(st.integers(1, 120), st.integers(1, 160))),
        near=hnp.arrays(np.int64, st.tuples(st.integers(0, 4), st.just(4)), elements=st.integers(-500, 500)))
 def test_search_around_any_boxes_never_crashes(gray, near):
     # Tracked boxes come from earlier frames: they may lie outside this one, or be empty.
-    boxes = FaceDetector().detect(gray, near=near)
+    # One spread scan across all examples: frames of any size follow each other.
+    boxes = SPREAD.detector.detect(gray, near=near, scan=SPREAD)
     assert boxes.shape[1:] == (4,) and boxes.dtype.kind == "i"
 
 

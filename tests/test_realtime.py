@@ -113,7 +113,8 @@ def test_image_and_folder_sources(detectable_faces, tmp_path):
 
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
                                   "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth",
-                                  "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan"])
+                                  "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan",
+                                  "scale_factor_one"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
     args = ["--source", video, "--no-display", *MODEL_ARGS]
@@ -155,6 +156,9 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "negative_rescan":
         args += ["--rescan", "-1"]
         expect = ["--rescan"]
+    elif case == "scale_factor_one":  # a pyramid that never grows would never end
+        args += ["--scale-factor", "1"]
+        expect = ["--scale-factor", "above 1"]
     elif case == "bad_smooth":
         args += ["--smooth", "1.5"]
         expect = ["--smooth"]
@@ -162,7 +166,7 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     assert_clean_error(run_script("realtime.py", *args, env=env), *expect)
 
 
-def test_a_face_that_walks_in_is_found_at_the_next_full_scan(detectable_faces):
+def test_a_face_that_walks_in_is_found_when_the_spread_scan_completes(detectable_faces):
     from conftest import face_frames
     from expression.labels import EMOTIONS
     from expression.live import LivePipeline
@@ -176,7 +180,8 @@ def test_a_face_that_walks_in_is_found_at_the_next_full_scan(detectable_faces):
             frame[:, 320:] = 110
         seen.append({track.id for track in pipeline.process(frame)})
     assert all(len(ids) == 1 for ids in seen[:10])
-    # Frames 10-15 search only around the first face; frame 16 is the next full scan.
+    # Frames 10-15 search around the first face and scan 1/8 of the frame each; the scan
+    # that started at frame 9 completes at frame 16 and finds the second face.
     assert all(len(ids) == 1 for ids in seen[10:16])
     assert all(len(ids) == 2 for ids in seen[16:]), seen
     assert len(set().union(*seen)) == 2  # two IDs over the whole clip: nobody was lost and renumbered
