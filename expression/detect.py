@@ -115,8 +115,9 @@ class SpreadScan:
         Returns the boxes found, in `small`'s pixels, on the frame that completes the scan, else [].
         """
         if small.shape != self.shape:  # a new frame size: start over
-            self.shape, self.turn, self.hits = small.shape, 0, []
+            self.shape = small.shape
             self.plan = self._share_out(small.shape, self.detector.smallest(small))
+            self.restart()
         for size in self.plan[self.turn]:
             self.hits += self.detector._scan(small, size, size, min_neighbors=0)
         self.turn = (self.turn + 1) % len(self.plan)
@@ -127,6 +128,10 @@ class SpreadScan:
             return hits
         grouped, _ = cv2.groupRectangles([list(h) for h in hits], self.detector.min_neighbors, 0.2)
         return [tuple(box) for box in np.asarray(grouped).reshape(-1, 4)]
+
+    def restart(self):
+        """Drop the hits so far: a whole scan has just been done, they are out of date."""
+        self.turn, self.hits = 0, []
 
     def _share_out(self, shape, smallest):
         """The pyramid's window sizes, dealt to `frames` turns: largest job to the lightest turn."""

@@ -37,6 +37,8 @@ class LivePipeline:
             boxes = self.detector.detect(gray, tracked, self.scan)
         else:
             boxes = self.detector.detect(gray)
+            if self.scan:
+                self.scan.restart()
         clock = self._lap("detect", clock)
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
         clock = self._lap("classify", clock)

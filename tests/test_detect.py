@@ -109,3 +109,15 @@ def test_the_spread_scan_shares_the_work_out_evenly(detectable_faces):
     # No share is bigger than the biggest single window size, or than twice the average share.
     assert max(costs) <= max(max(whole.cost.values()), 2 * sum(costs) / len(costs))
     assert sum(costs) == sum(whole.cost.values())
+
+
+def test_restarting_the_spread_scan_forgets_the_frames_before(detectable_faces):
+    detector = FaceDetector()
+    faces, _ = detector.shrink(two_face_frame(detectable_faces))
+    blank, _ = detector.shrink(np.full((480, 640), 110, np.uint8))
+    kept, restarted = SpreadScan(detector, 4), SpreadScan(detector, 4)
+    for scan in (kept, restarted):
+        scan.step(faces), scan.step(faces), scan.step(faces)  # 3 of 4 shares see the faces
+    restarted.restart()
+    assert len(kept.step(blank)) == 2  # the old hits still add up to both faces
+    assert [restarted.step(blank) for _ in range(4)] == [[], [], [], []]
