@@ -1,4 +1,7 @@
 """Find faces with OpenCV's Haar cascade, on a downscaled grayscale copy of the frame."""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -34,6 +37,8 @@ class FaceDetector:
             raise DetectorError(f"{path}: not a valid Haar cascade; reinstall opencv-python from requirements.txt")
         self.detect_width, self.scale_factor, self.min_neighbors = detect_width, scale_factor, min_neighbors
         self.min_face = min_face  # smallest face, as a share of the frame's shorter side
+        self.path, self.local = path, threading.local()
+        self.local.cascade = self.cascade
 
     def detect(self, gray, near=None, scan=None):
         """Faces in `gray`; with `near` (boxes of faces seen lately), search only around those.
@@ -48,13 +53,15 @@ class FaceDetector:
         if near is None:
             boxes = self._scan(small, side, max(small.shape[:2]))
         else:
-            boxes = []
-            for box in np.asarray(near, float).reshape(-1, 4) * scale:
-                boxes += self._scan_around(small, box, side)
+            # Each search, and the scan's share, is a job for a worker thread: OpenCV lets go of
+            # Python's lock, so on two cores two faces take little more than one.
+            jobs = [lambda box=box: self._scan_around(small, box, side)
+                    for box in np.asarray(near, float).reshape(-1, 4) * scale]
+            *searches, scanned = run_all(jobs + [lambda: scan.step(small) if scan else []])
+            boxes = sum(searches, [])
             # A face the scan found is searched for too, unless it was just found anyway.
-            for box in scan.step(small) if scan else []:
-                if all(iou(box, found) < 0.3 for found in boxes):
-                    boxes += self._scan_around(small, box, side)
+            hints = [box for box in scanned if all(iou(box, found) < 0.3 for found in boxes)]
+            boxes += sum(run_all([lambda box=box: self._scan_around(small, box, side) for box in hints]), [])
             boxes = drop_overlaps(boxes)
         if len(boxes) == 0:
             return np.zeros((0, 4), int)
@@ -74,7 +81,10 @@ class FaceDetector:
         return max(24, int(min(small.shape[:2]) * self.min_face))
 
     def _scan(self, image, smallest, largest, min_neighbors=None):
-        found = self.cascade.detectMultiScale(
+        # One CascadeClassifier must not run in two threads at once: each thread loads its own.
+        if not hasattr(self.local, "cascade"):
+            self.local.cascade = cv2.CascadeClassifier(str(self.path))
+        found = self.local.cascade.detectMultiScale(
             image, self.scale_factor, self.min_neighbors if min_neighbors is None else min_neighbors,
             minSize=(smallest, smallest), maxSize=(largest, largest))
         return [tuple(box) for box in np.asarray(found).reshape(-1, 4)]
@@ -153,6 +163,19 @@ class SpreadScan:
             lightest[0] += windows
             lightest[1].append(size)
         return [sizes for _, sizes in turns]
+
+
+_workers = None
+
+
+def run_all(jobs):
+    """Call each job on a pool of worker threads (one per core, at most 4); results in order."""
+    global _workers
+    if len(jobs) < 2:
+        return [job() for job in jobs]
+    if _workers is None:
+        _workers = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="detect")
+    return list(_workers.map(lambda job: job(), jobs))
 
 
 def iou(a, b):

@@ -121,3 +121,18 @@ def test_restarting_the_spread_scan_forgets_the_frames_before(detectable_faces):
     restarted.restart()
     assert len(kept.step(blank)) == 2  # the old hits still add up to both faces
     assert [restarted.step(blank) for _ in range(4)] == [[], [], [], []]
+
+
+def test_searches_in_worker_threads_give_the_same_faces_every_time(detectable_faces):
+    # OpenCV's CascadeClassifier is not safe to share between threads; each worker loads its own.
+    frame = np.full((480, 960), 110, np.uint8)
+    for k, face in enumerate((detectable_faces * 3)[:6]):
+        y, x = 40 + 220 * (k // 3), 40 + 310 * (k % 3)
+        frame[y:y + 160, x:x + 160] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)
+    detector = FaceDetector(detect_width=480)  # the faces' scale of a 640x480 frame at 320 px
+    full = detector.detect(frame)
+    assert len(full) == 6
+    one_by_one = np.concatenate([detector.detect(frame, near=[box]) for box in full])
+    for _ in range(20):
+        together = detector.detect(frame, near=full)
+        assert sorted(map(tuple, together)) == sorted(map(tuple, one_by_one))
