@@ -2,6 +2,7 @@
 
     python bench/realtime_bench.py [VIDEO] --frames 2000 --naive-frames 200
     python bench/realtime_bench.py --sweep      # what each detector setting costs and finds
+    python bench/realtime_bench.py --classifiers  # OpenCV's DNN engine beside a compiled Keras call
 
 The naive loop is what the popular FER repos do: Haar on the full frame with scale 1.3 and
 5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from expression.classify import EmotionClassifier  # noqa: E402
 from expression.detect import FaceDetector, cascade_path  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
 from expression.model_files import load_model  # noqa: E402
@@ -109,6 +111,24 @@ def sweep(frames, expected=2, count=100):
             print(f"  {width or 'full':>12}  {scale:5.1f}  {5:10d}  {ms:9.1f}  {found / (expected * len(grays)):10.0%}")
 
 
+def compare_classifiers(model, calls=300, rounds=5):
+    """Milliseconds per call of each engine on the same crops; rounds alternate to share the noise."""
+    engines = {name: EmotionClassifier(model, engine=name) for name in ("keras", "opencv")}
+    print(f"classifier engines, median of {rounds} rounds of {calls} calls (one call per frame, all its faces):")
+    print("  faces   keras ms   opencv ms   keras/opencv")
+    crops = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype(np.float32)
+    for faces in (1, 2, 4, 8):
+        times = {name: [] for name in engines}
+        for _ in range(rounds):
+            for name, classifier in engines.items():
+                tick = time.perf_counter()
+                for _ in range(calls):
+                    classifier.probabilities(crops[:faces])
+                times[name].append((time.perf_counter() - tick) * 1000 / calls)
+        keras_ms, opencv_ms = np.median(times["keras"]), np.median(times["opencv"])
+        print(f"  {faces:5d}  {keras_ms:9.2f}  {opencv_ms:10.2f}  {keras_ms / opencv_ms:12.1f}x")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", help="video to replay (default: a clip of real FER2013 faces)")
@@ -119,10 +139,13 @@ def main():
     p.add_argument("--detect-width", type=int, default=320)
     p.add_argument("--rescan", type=int, default=15, help="whole-frame scan spread over N frames (realtime.py's default)")
     p.add_argument("--sweep", action="store_true", help="time the detector settings instead")
+    p.add_argument("--classifiers", action="store_true", help="time the classifier engines instead")
     args = p.parse_args()
 
     model_dir = Path(args.model)
     model, labels = load_model(model_dir / "emotion.json", model_dir / "emotion.weights.h5", model_dir / "labels.json")
+    if args.classifiers:
+        return compare_classifiers(model)
     frames = load_frames(args.video, args.data)
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} in memory (decoding excluded); "
           f"{os.cpu_count()} CPU cores")
@@ -133,7 +156,8 @@ def main():
     run_pipeline(pipeline, frames, 20)  # warm-up
     latency, stage_ms, faces, memory = run_pipeline(pipeline, frames, args.frames)
     fps = 1000 / latency.mean()
-    print(f"pipeline: {args.frames} frames, {faces / args.frames:.2f} faces/frame, {fps:.0f} frames/s, "
+    print(f"pipeline ({pipeline.classifier.engine} classifier): {args.frames} frames, "
+          f"{faces / args.frames:.2f} faces/frame, {fps:.0f} frames/s, "
           f"latency p50 {np.percentile(latency, 50):.1f} ms p95 {np.percentile(latency, 95):.1f} ms")
     print("  per stage (mean ms): " + ", ".join(f"{s} {np.mean(v):.2f}" for s, v in stage_ms.items()))
     print(f"  memory: {memory[0]:.0f} MB after the first frame, {memory[-1]:.0f} MB at the end "
