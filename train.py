@@ -29,6 +29,8 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.4)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch")
+    p.add_argument("--class-weight", action="store_true",
+                   help="weight each emotion's loss by 1 / its share of the training images (balanced)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
@@ -119,7 +121,7 @@ def main(argv=None):
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
-                       erase=args.erase)
+                       erase=args.erase, class_weight=args.class_weight)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope

@@ -218,3 +218,29 @@ def test_evaluate_reproduces_train_metrics_and_tta_runs(trained, small_data, tmp
 def test_evaluate_bad_input(case, tmp_path):
     args = ["--model", tmp_path, "--data", tmp_path] if case == "no_model" else ["--data", tmp_path / "none"]
     assert_clean_error(run_script("evaluate.py", *args), "not found" if case == "no_model" else "no such folder")
+
+
+def test_balanced_class_weights_give_every_emotion_the_same_total():
+    from expression.fit import balanced_class_weights
+    labels = np.array([3] * 60 + [1] * 2 + [6] * 18)
+    weights = balanced_class_weights(labels)
+    assert weights == pytest.approx({3: 80 / 180, 1: 80 / 6, 6: 80 / 54})
+    assert {c: weights[c] * (labels == c).sum() for c in weights} == pytest.approx({3: 80 / 3, 1: 80 / 3, 6: 80 / 3})
+
+
+@needs_data
+def test_class_weight_changes_the_training_loss_and_is_recorded(small_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    for path in sorted((data / "Train" / "Disgust").glob("*.jpg"))[5:]:  # rare, as in FER2013
+        path.unlink()
+    losses = {}
+    for flag in ([], ["--class-weight"]):
+        out = tmp_path / ("weighted" if flag else "plain")
+        result = run_script("train.py", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "32",
+                            "--width", "8", "--quiet", *flag)
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["config"]["class_weight"] is bool(flag)
+        losses[bool(flag)] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
+    assert losses[True] != pytest.approx(losses[False], rel=1e-3)
