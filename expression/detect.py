@@ -25,7 +25,7 @@ def cascade_path():
 
 
 class FaceDetector:
-    """detect(gray[, near]) -> int array (N, 4) of x, y, w, h in full-frame pixels."""
+    """detect(gray[, near[, scan]]) -> int array (N, 4) of x, y, w, h in full-frame pixels."""
 
     def __init__(self, detect_width=320, scale_factor=1.1, min_neighbors=5, min_face=0.08, path=None):
         path = Path(path) if path else cascade_path()
