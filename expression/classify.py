@@ -99,8 +99,10 @@ def opencv_net(model):
 
     frozen = convert_variables_to_constants_v2(graph.get_concrete_function()).graph.as_graph_def()
     for node in frozen.node:
+        if node.op != "Const":  # (indexing a node's attr map adds the key: look at constants only)
+            continue
         value = node.attr["value"].tensor
-        if node.op == "Const" and value.dtype == tf.float32.as_datatype_enum and not value.tensor_content:
+        if value.dtype == tf.float32.as_datatype_enum and not value.tensor_content:
             # TensorFlow stores an all-equal constant (a zero bias) as one number; OpenCV wants every value.
             array = tf.make_ndarray(value)
             value.ClearField("float_val")
