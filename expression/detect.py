@@ -55,13 +55,15 @@ class FaceDetector:
         else:
             # Each search, and the scan's share, is a job for a worker thread: OpenCV lets go of
             # Python's lock, so on two cores two faces take little more than one.
-            jobs = [lambda box=box: self._scan_around(small, box, side)
-                    for box in np.asarray(near, float).reshape(-1, 4) * scale]
-            *searches, scanned = run_all(jobs + [lambda: scan.step(small) if scan else []])
-            boxes = sum(searches, [])
+            def searches(around):
+                return [lambda box=box: self._scan_around(small, box, side) for box in around]
+
+            *found, scanned = run_all(searches(np.asarray(near, float).reshape(-1, 4) * scale)
+                                      + [lambda: scan.step(small) if scan else []])
+            boxes = sum(found, [])
             # A face the scan found is searched for too, unless it was just found anyway.
-            hints = [box for box in scanned if all(iou(box, found) < 0.3 for found in boxes)]
-            boxes += sum(run_all([lambda box=box: self._scan_around(small, box, side) for box in hints]), [])
+            hints = [box for box in scanned if all(iou(box, known) < 0.3 for known in boxes)]
+            boxes += sum(run_all(searches(hints)), [])
             boxes = drop_overlaps(boxes)
         if len(boxes) == 0:
             return np.zeros((0, 4), int)
