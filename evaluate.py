@@ -30,9 +30,9 @@ def main(argv=None):
         return 2
     import pandas as pd
     from expression.data import DataError, load_split
-    from expression.model import predict_probabilities
+    from expression.model import predict_probabilities, tta_probabilities
     from expression.model_files import ModelError, load_model
-    from expression.report import classification_metrics, tta_probabilities, write_json
+    from expression.report import classification_metrics, write_json
 
     model_dir = Path(args.model)
     try:

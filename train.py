@@ -31,6 +31,10 @@ def parse_args(argv=None):
     p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch")
     p.add_argument("--class-weight", action="store_true",
                    help="weight each emotion's loss by 1 / its share of the training images (balanced)")
+    p.add_argument("--teacher", default=None,
+                   help="distil this model folder (emotion.json + weights): the targets mix its 10-view TTA "
+                        "probabilities with the true labels")
+    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default 0.5)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
@@ -89,12 +93,26 @@ def main(argv=None):
     from expression.fit import FitConfig, Interrupted, fit, read_state
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
-    from expression.model_files import plain_copy, save_model
+    from expression.model_files import LABELS, MODEL_JSON, WEIGHTS, ModelError, load_model, plain_copy, save_model
     from expression.report import classification_metrics, plot_confusion, plot_history, write_json
 
-    if args.resume and read_state(checkpoints) is None:  # not silently an hour-long fresh start
+    state = read_state(checkpoints) if args.resume else None
+    if args.resume and state is None:  # not silently an hour-long fresh start
         return fail(f"--resume: no interrupted run in {checkpoints}/; pass --checkpoints with the folder it "
                     "was saved in, or drop --resume to start a new run")
+    if not 0 <= args.teacher_weight <= 1:
+        return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
+    teacher_dir = state["config"].get("teacher") if state else args.teacher  # a resumed run keeps its teacher
+    teacher = None
+    if teacher_dir:
+        try:
+            teacher, teacher_labels = load_model(Path(teacher_dir) / MODEL_JSON, Path(teacher_dir) / WEIGHTS,
+                                                 Path(teacher_dir) / LABELS)
+        except ModelError as error:
+            return fail(f"--teacher: {error}")
+        if list(teacher_labels) != list(EMOTIONS):  # its probabilities must line up with our classes
+            return fail(f"--teacher {teacher_dir}: its labels.json lists {teacher_labels}, not FER2013's "
+                        f"{list(EMOTIONS)}; pass a model folder written by train.py")
     try:
         scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
     except RuntimeError as error:  # a backend without a distribution engine here
@@ -121,7 +139,8 @@ def main(argv=None):
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
-                       erase=args.erase, class_weight=args.class_weight)
+                       erase=args.erase, class_weight=args.class_weight, teacher=args.teacher,
+                       teacher_weight=args.teacher_weight)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
@@ -135,7 +154,7 @@ def main(argv=None):
                             "pass weights saved by train.py with the same --width and --convs")
         try:
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
-                               verbose=0 if args.quiet else 1, drop_last=args.distribute)
+                               verbose=0 if args.quiet else 1, drop_last=args.distribute, teacher=teacher)
         except Interrupted as stop:
             again = f"python train.py --data {args.data} --out {args.out}"
             if args.checkpoints:  # the resumed run must find this checkpoint folder

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 
 from expression.data import load_split  # noqa: E402
-from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
+from expression.fit import AugmentedBatches, FitConfig, compile_model, training_targets  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.model import build_model  # noqa: E402
 
@@ -35,7 +35,8 @@ def recipe(train_dir, steps, config):
     tick = time.perf_counter()
     train = load_split(train_dir)
     load_seconds = time.perf_counter() - tick
-    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, config.erase)
+    batches = AugmentedBatches(train.images, training_targets(train.labels), config.batch_size, config.seed,
+                               config.erase)
     model = build_model()
     compile_model(model, config, len(batches))
     model.fit(batches, steps_per_epoch=WARMUP, epochs=1, verbose=0)

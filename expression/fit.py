@@ -19,7 +19,7 @@ import numpy as np
 
 from .augment import augment
 from .labels import EMOTIONS
-from .model import predict_probabilities
+from .model import predict_probabilities, tta_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 
 LAST = "last.keras"
@@ -39,6 +39,8 @@ class FitConfig:
     patience: int = 0  # epochs without a better val accuracy before stopping; 0 = never
     erase: float = 0.5  # share of training images that get a random-erasing patch
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
+    teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
+    teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
     seed: int = 0
 
 
@@ -53,12 +55,11 @@ class AugmentedBatches(keras.utils.PyDataset):
     batch evenly among devices.
     """
 
-    def __init__(self, images, labels, batch_size, seed, erase, first_epoch=0, drop_last=False):
+    def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False):
         super().__init__()
-        self.images, self.labels, self.erase = images, labels, erase
+        self.images, self.targets, self.erase = images, targets, erase
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
-        self.onehot = np.eye(len(EMOTIONS), dtype=np.float32)
         self._order()
 
     def _order(self):
@@ -71,7 +72,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        return augment(self.images[take], rng, erase=self.erase), self.onehot[self.labels[take]]
+        return augment(self.images[take], rng, erase=self.erase), self.targets[take]
 
     def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
@@ -90,6 +91,20 @@ def compile_model(model, config, steps_per_epoch):
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
+def training_targets(labels, teacher=None, images=None, teacher_weight=0.5):
+    """(N, 7) float32 targets: one-hot labels, or mixed with a teacher model's 10-view TTA probabilities.
+
+    Distilling the teacher's flip-and-shift average into one network is how a single forward
+    pass can learn what test-time augmentation knows; the mix is knowledge distillation at
+    temperature 1 (cross-entropy on it = label loss + KL to the teacher, up to a constant).
+    """
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    if teacher is None:
+        return onehot
+    soft = tta_probabilities(teacher, images).astype(np.float32)
+    return teacher_weight * soft + (1 - teacher_weight) * onehot
+
+
 def balanced_class_weights(labels):
     """{class: weight} so that every emotion present adds the same total weight (disgust is 1.5% of FER2013)."""
     classes, counts = np.unique(labels, return_counts=True)
@@ -101,8 +116,10 @@ def read_state(folder):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False):
+def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teacher=None):
     """Train (or resume) in `folder`; returns (model with the best-val weights, state).
+
+    `teacher`, the loaded model of config.teacher, is distilled into `model` (see training_targets).
 
     Raises Interrupted on Ctrl-C or SIGTERM, after the last finished epoch is on disk.
     """
@@ -119,7 +136,8 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
-    batches = AugmentedBatches(train.images, train.labels, config.batch_size, config.seed, config.erase,
+    targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
+    batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)

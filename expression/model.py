@@ -48,3 +48,13 @@ def predict_probabilities(model, images, batch_size=256):
     return np.concatenate([
         keras.ops.convert_to_numpy(model(images[i:i + batch_size].astype(np.float32), training=False))
         for i in range(0, len(images), batch_size)]) if len(images) else np.zeros((0, model.output_shape[-1]))
+
+
+def tta_probabilities(model, images, shift=2, batch_size=256):
+    """Mean probabilities over 10 views: the image and 4 shifted copies, each also mirrored."""
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+    size = images.shape[1]
+    views = [images] + [padded[:, shift + dy:shift + dy + size, shift + dx:shift + dx + size]
+                        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift))]
+    views += [view[:, :, ::-1] for view in views]
+    return np.mean([predict_probabilities(model, view, batch_size) for view in views], axis=0)

@@ -11,18 +11,7 @@ import pandas as pd
 import seaborn as sns
 
 from .labels import EMOTIONS
-from .model import predict_probabilities
 from .model_files import atomic_write_text
-
-
-def tta_probabilities(model, images, shift=2, batch_size=256):
-    """Mean probabilities over 10 views: the image and 4 shifted copies, each also mirrored."""
-    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
-    size = images.shape[1]
-    views = [images] + [padded[:, shift + dy:shift + dy + size, shift + dx:shift + dx + size]
-                        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift))]
-    views += [view[:, :, ::-1] for view in views]
-    return np.mean([predict_probabilities(model, view, batch_size) for view in views], axis=0)
 
 
 def classification_metrics(labels, probabilities, bins=15):

@@ -159,7 +159,8 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
-                                  "strict_duplicates", "bad_init", "resume_nothing"])
+                                  "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
+                                  "teacher_weight"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -184,6 +185,12 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "resume_nothing":
         args += ["--resume"]
         expect = ["--resume", "no interrupted run", "--checkpoints"]
+    elif case == "no_teacher":
+        args += ["--teacher", tmp_path / "no_model"]
+        expect = ["--teacher", "no_model", "not found"]
+    elif case == "teacher_weight":
+        args += ["--teacher", ROOT / "models", "--teacher-weight", "1.5"]
+        expect = ["--teacher-weight", "between 0 and 1"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
@@ -244,3 +251,33 @@ def test_class_weight_changes_the_training_loss_and_is_recorded(small_data, tmp_
         assert metrics["config"]["class_weight"] is bool(flag)
         losses[bool(flag)] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert losses[True] != pytest.approx(losses[False], rel=1e-3)
+
+
+def test_training_targets_mix_the_teachers_tta_probabilities_with_the_labels():
+    from expression.fit import training_targets
+    from expression.model import build_model, tta_probabilities
+    labels = np.array([0, 3, 6, 1])
+    np.testing.assert_array_equal(training_targets(labels), np.eye(7)[labels])
+    keras.utils.set_random_seed(1)
+    teacher = build_model(width=4)
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.uint8)
+    targets = training_targets(labels, teacher, images, teacher_weight=0.7)
+    expected = 0.7 * tta_probabilities(teacher, images) + 0.3 * np.eye(7)[labels]
+    np.testing.assert_allclose(targets, expected, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(1), 1, atol=1e-5)
+    assert targets.dtype == np.float32
+
+
+@needs_data
+def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
+    teacher, _ = trained
+    losses = {}
+    for weight in ("0", "0.8"):
+        out = tmp_path / weight
+        result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "1", "--batch-size", "32",
+                            "--width", "8", "--quiet", "--teacher", teacher, "--teacher-weight", weight)
+        assert result.returncode == 0, result.stderr
+        config = json.loads((out / "metrics.json").read_text())["config"]
+        assert config["teacher"] == str(teacher) and config["teacher_weight"] == float(weight)
+        losses[weight] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
+    assert losses["0.8"] != pytest.approx(losses["0"], rel=1e-3)  # the teacher's targets were trained on
