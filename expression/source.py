@@ -68,19 +68,30 @@ def read_image(path):
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
+def first_frame(capture, problem):
+    """The capture's first frame; with none, release it and raise SourceError(problem)."""
+    ok, frame = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise SourceError(problem)
+    return frame
+
+
+def frame_rate(capture, default):
+    """The frame rate the capture reports, or `default` where it reports none or nonsense."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if 1 <= fps <= 240 else default
+
+
 class VideoSource:
     live = False
 
     def __init__(self, path):
         self.path = path
         self.capture = cv2.VideoCapture(str(path))
-        ok, self.first = self.capture.read() if self.capture.isOpened() else (False, None)
-        if not ok:
-            self.capture.release()
-            raise SourceError(f"{path}: cannot read this video (unknown format or damaged file); "
-                              "pass an .mp4/.avi video, an image, a folder or a camera index")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1 <= fps <= 240 else 25.0
+        self.first = first_frame(self.capture, f"{path}: cannot read this video (unknown format or damaged file); "
+                                               "pass an .mp4/.avi video, an image, a folder or a camera index")
+        self.fps = frame_rate(self.capture, default=25.0)
         self.total = max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))  # 0: the container does not say
 
     def frames(self):
@@ -102,13 +113,10 @@ class CameraSource:
     def __init__(self, index, retry_seconds=3.0, capture=None):
         self.index, self.retry_seconds = index, retry_seconds
         self.capture = capture if capture is not None else cv2.VideoCapture(index)
-        ok, frame = self.capture.read() if self.capture.isOpened() else (False, None)
-        if not ok:
-            self.capture.release()
-            raise SourceError(f"camera {index}: no camera at this index, or it is busy; plug one in, close other "
-                              "apps using it, or pass --source with another index, a video or an image")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1 <= fps <= 240 else 30.0
+        frame = first_frame(self.capture, f"camera {index}: no camera at this index, or it is busy; plug one in, "
+                                          "close other apps using it, or pass --source with another index, a video "
+                                          "or an image")
+        self.fps = frame_rate(self.capture, default=30.0)
         self.failed = False  # set when the camera stopped delivering frames for retry_seconds
         self._latest, self._fresh = frame, threading.Event()
         self._fresh.set()
