@@ -31,15 +31,13 @@ def main(argv=None):
     import pandas as pd
     from expression.data import DataError, load_split
     from expression.model import predict_probabilities, tta_probabilities
-    from expression.model_files import ModelError, load_model
+    from expression.model_files import ModelError, load_model_folder
     from expression.report import classification_metrics, write_json
 
-    model_dir = Path(args.model)
     try:
         if not Path(args.data).is_dir():
             raise DataError(f"{args.data}: no such folder; pass --data DIR/test with one folder per emotion")
-        model, labels = load_model(model_dir / "emotion.json", model_dir / "emotion.weights.h5",
-                                   model_dir / "labels.json")
+        model, labels = load_model_folder(args.model)
         split = load_split(args.data)
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)

@@ -93,7 +93,7 @@ def main(argv=None):
     from expression.fit import FitConfig, Interrupted, fit, read_state
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
-    from expression.model_files import LABELS, MODEL_JSON, WEIGHTS, ModelError, load_model, plain_copy, save_model
+    from expression.model_files import ModelError, load_model_folder, plain_copy, save_model
     from expression.report import classification_metrics, plot_confusion, plot_history, write_json
 
     state = read_state(checkpoints) if args.resume else None
@@ -106,8 +106,7 @@ def main(argv=None):
     teacher = None
     if teacher_dir:
         try:
-            teacher, teacher_labels = load_model(Path(teacher_dir) / MODEL_JSON, Path(teacher_dir) / WEIGHTS,
-                                                 Path(teacher_dir) / LABELS)
+            teacher, teacher_labels = load_model_folder(teacher_dir)
         except ModelError as error:
             return fail(f"--teacher: {error}")
         if list(teacher_labels) != list(EMOTIONS):  # its probabilities must line up with our classes

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from expression.classify import EmotionClassifier  # noqa: E402
 from expression.detect import FaceDetector, cascade_path  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
-from expression.model_files import load_model  # noqa: E402
+from expression.model_files import load_model_folder  # noqa: E402
 
 
 def rss_mb():
@@ -142,8 +142,7 @@ def main():
     p.add_argument("--classifiers", action="store_true", help="time the classifier engines instead")
     args = p.parse_args()
 
-    model_dir = Path(args.model)
-    model, labels = load_model(model_dir / "emotion.json", model_dir / "emotion.weights.h5", model_dir / "labels.json")
+    model, labels = load_model_folder(args.model)
     if args.classifiers:
         return compare_classifiers(model)
     frames = load_frames(args.video, args.data)

@@ -103,6 +103,12 @@ def save_staged(tmp, suffix, save):
     os.replace(staged, tmp)
 
 
+def load_model_folder(folder):
+    """(Keras model, labels) from a folder written by save_model, e.g. models/."""
+    folder = Path(folder)
+    return load_model(folder / MODEL_JSON, folder / WEIGHTS, folder / LABELS)
+
+
 def load_model(model_json, weights, labels_json=None):
     """(Keras model, labels) from files; every problem is a ModelError naming the file and the fix."""
     model_json, weights = Path(model_json), Path(weights)
