@@ -160,7 +160,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
-                                  "teacher_weight"])
+                                  "teacher_weight", "teacher_labels"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -191,6 +191,13 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "teacher_weight":
         args += ["--teacher", ROOT / "models", "--teacher-weight", "1.5"]
         expect = ["--teacher-weight", "between 0 and 1"]
+    elif case == "teacher_labels":  # a teacher whose classes are in another order cannot be mixed with ours
+        teacher = tmp_path / "teacher"
+        shutil.copytree(ROOT / "models", teacher)
+        (teacher / "labels.json").write_text(json.dumps({"labels": sorted(json.loads(
+            (teacher / "labels.json").read_text())["labels"])}))
+        args += ["--teacher", teacher]
+        expect = ["--teacher", "not FER2013's", "written by train.py"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
