@@ -30,7 +30,9 @@ def parse_args(argv=None):
     p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities")
     p.add_argument("--detect-width", type=int, default=320, help="detect faces on a copy this wide (0: full size)")
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step")
-    p.add_argument("--min-neighbors", type=int, default=5, help="Haar cascade neighbours needed for a face")
+    p.add_argument("--min-neighbors", type=int, default=3, help="Haar cascade neighbours needed for a face")
+    p.add_argument("--cascade", default="haarcascade_frontalface_alt2.xml",
+                   help="Haar cascade XML: a path, or the name of one shipped with OpenCV")
     p.add_argument("--rescan", type=int, default=15,
                    help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
                         "(0: a whole scan every frame)")
@@ -76,7 +78,7 @@ def main(argv=None):
     from expression.source import SourceError, open_source
 
     try:
-        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors)
+        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, cascade=args.cascade)
         model, labels = load_model(model_json, weights, labels_json if args.labels or labels_json.is_file() else None)
         source = open_source(args.source)
     except (DetectorError, ModelError, SourceError) as error:

@@ -24,7 +24,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from expression.classify import EmotionClassifier  # noqa: E402
-from expression.detect import FaceDetector, cascade_path  # noqa: E402
+from expression.detect import CASCADE, FaceDetector, cascade_path, iou  # noqa: E402
+from expression.labels import EMOTIONS  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
 from expression.model_files import load_model_folder  # noqa: E402
 
@@ -79,7 +80,7 @@ def run_pipeline(pipeline, frames, count):
 
 
 def run_naive(model, labels, frames, count):
-    cascade = cv2.CascadeClassifier(str(cascade_path()))
+    cascade = cv2.CascadeClassifier(str(cascade_path("haarcascade_frontalface_default.xml")))
     latency, faces = [], 0
     for i in range(count):
         frame = frames[i % len(frames)].copy()
@@ -103,12 +104,50 @@ def sweep(frames, expected=2, count=100):
     grays = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames[:count]]
     for width in (0, 480, 320, 240):
         for scale in (1.1, 1.3):
-            detector = FaceDetector(detect_width=width, scale_factor=scale, min_neighbors=5)
+            detector = FaceDetector(detect_width=width, scale_factor=scale)
             tick, found = time.perf_counter(), 0
             for gray in grays:
                 found += min(expected, len(detector.detect(gray)))
             ms = (time.perf_counter() - tick) * 1000 / len(grays)
-            print(f"  {width or 'full':>12}  {scale:5.1f}  {5:10d}  {ms:9.1f}  {found / (expected * len(grays)):10.0%}")
+            print(f"  {width or 'full':>12}  {scale:5.1f}  {detector.min_neighbors:10d}  {ms:9.1f}  "
+                  f"{found / (expected * len(grays)):10.0%}")
+
+
+def sweep_cascades(data, per_emotion=100, sizes=(96, 160, 240)):
+    """Each frontal-face cascade and neighbour count on FER2013 val faces, none picked by a detector.
+
+    One face per 640x480 frame at each size: found = a box overlapping it (IoU > 0.3), false =
+    any other box. The neighbour counts come from one raw scan grouped as detectMultiScale does.
+    """
+    faces = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for emotion in EMOTIONS
+             for path in sorted((Path(data) / "val" / emotion).glob("*.jpg"))[:per_emotion]]
+    neighbours = (2, 3, 4, 5)
+    print(f"\ncascades on {len(faces)} FER2013 val faces, one per 640x480 frame, detect width 320, scale 1.1:")
+    print("  cascade    face px  scan ms  around ms  " + "  ".join(f"found/false at {n}" for n in neighbours))
+    for name in ("default", "alt", "alt2"):
+        detector = FaceDetector(cascade=f"haarcascade_frontalface_{name}.xml")
+        for size in sizes:
+            scan_s, around_s, arounds, found, false = 0.0, 0.0, 0, dict.fromkeys(neighbours, 0), dict.fromkeys(neighbours, 0)
+            for face in faces:
+                frame, (x, y) = np.full((480, 640), 110, np.uint8), (320 - size // 2, 240 - size // 2)
+                frame[y:y + size, x:x + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+                small, scale = detector.shrink(frame)
+                tick = time.perf_counter()
+                hits = detector._scan(small, detector.smallest(small), max(small.shape), min_neighbors=0)
+                scan_s += time.perf_counter() - tick
+                for n in neighbours:
+                    grouped, _ = cv2.groupRectangles([list(hit) for hit in hits], n, 0.2)
+                    good = sum(iou(box, np.array([x, y, size, size]) * scale) > 0.3
+                               for box in np.asarray(grouped).reshape(-1, 4))
+                    found[n] += good > 0
+                    false[n] += len(grouped) - min(good, 1)
+                boxes = detector.detect(frame)
+                if len(boxes):  # the search around a tracked face, which live frames pay for
+                    tick = time.perf_counter()
+                    detector.detect(frame, near=boxes[:1])
+                    around_s, arounds = around_s + time.perf_counter() - tick, arounds + 1
+            print(f"  {name:8s}  {size:7d}  {scan_s * 1000 / len(faces):7.1f}  {around_s * 1000 / max(1, arounds):9.2f}  "
+                  + "  ".join(f"{found[n] / len(faces):8.0%} / {false[n]:<5d}" for n in neighbours))
 
 
 def compare_classifiers(model, calls=300, rounds=5):
@@ -137,6 +176,8 @@ def main():
     p.add_argument("--frames", type=int, default=2000, help="frames through the pipeline")
     p.add_argument("--naive-frames", type=int, default=200, help="frames through the naive loop (it is slow)")
     p.add_argument("--detect-width", type=int, default=320)
+    p.add_argument("--cascade", default=CASCADE)
+    p.add_argument("--min-neighbors", type=int, default=3)
     p.add_argument("--rescan", type=int, default=15, help="whole-frame scan spread over N frames (realtime.py's default)")
     p.add_argument("--sweep", action="store_true", help="time the detector settings instead")
     p.add_argument("--classifiers", action="store_true", help="time the classifier engines instead")
@@ -150,8 +191,9 @@ def main():
           f"{os.cpu_count()} CPU cores")
 
     if args.sweep:
-        return sweep(frames)
-    pipeline = LivePipeline(model, labels, FaceDetector(detect_width=args.detect_width), rescan=args.rescan)
+        sweep(frames)
+        return sweep_cascades(args.data)
+    pipeline = LivePipeline(model, labels, FaceDetector(detect_width=args.detect_width, min_neighbors=args.min_neighbors, cascade=args.cascade), rescan=args.rescan)
     run_pipeline(pipeline, frames, 20)  # warm-up
     latency, stage_ms, faces, memory = run_pipeline(pipeline, frames, args.frames)
     fps = 1000 / latency.mean()

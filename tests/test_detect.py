@@ -29,7 +29,17 @@ def test_missing_cascade_is_a_clear_error(monkeypatch, tmp_path):
         FaceDetector()
     (tmp_path / "broken.xml").write_text("<opencv_storage></opencv_storage>")
     with pytest.raises(DetectorError, match="not a valid Haar cascade"):
-        FaceDetector(path=tmp_path / "broken.xml")
+        FaceDetector(cascade=tmp_path / "broken.xml")
+
+
+def test_a_cascade_is_found_by_path_or_by_its_shipped_name(tmp_path):
+    shipped = cascade_path("haarcascade_frontalface_default.xml")
+    assert shipped.parent == cascade_path().parent and shipped.name == "haarcascade_frontalface_default.xml"
+    assert cascade_path(str(shipped)) == shipped
+    with pytest.raises(DetectorError, match="no such cascade file"):
+        FaceDetector(cascade=tmp_path / "missing.xml")
+    import realtime  # its --cascade default names the same file
+    assert realtime.parse_args([]).cascade == detect.CASCADE
 
 
 def test_finds_real_faces_and_maps_boxes_back_to_full_size(detectable_faces):
@@ -65,6 +75,15 @@ def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces
     # The search around a known face asks for one neighbour less; it still finds no face in noise.
     noise = np.random.default_rng(0).integers(0, 256, frame.shape, np.uint8)
     assert len(detector.detect(noise, near=full)) == 0
+
+
+def test_a_box_inside_a_larger_one_is_the_same_face():
+    # A cascade also fires on the inner part of a face: IoU 0.31 here, so IoU alone keeps both.
+    outer, inner, other = (300, 100, 224, 224), (350, 146, 124, 124), (20, 140, 160, 160)
+    assert detect.iou(outer, inner) < 0.5
+    assert detect.drop_overlaps([inner, other, outer]) == [outer, other]
+    # Boxes that only touch stay apart.
+    assert len(detect.drop_overlaps([(0, 0, 100, 100), (70, 0, 100, 100)])) == 2
 
 
 @pytest.mark.parametrize("frame", [

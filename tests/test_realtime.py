@@ -114,7 +114,7 @@ def test_image_and_folder_sources(detectable_faces, tmp_path):
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
                                   "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth",
                                   "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan",
-                                  "scale_factor_one"])
+                                  "scale_factor_one", "missing_cascade", "broken_cascade"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
     args = ["--source", video, "--no-display", *MODEL_ARGS]
@@ -159,6 +159,13 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "scale_factor_one":  # a pyramid that never grows would never end
         args += ["--scale-factor", "1"]
         expect = ["--scale-factor", "above 1"]
+    elif case == "missing_cascade":
+        args += ["--cascade", "haarcascade_frontalface_nowhere.xml"]
+        expect = ["haarcascade_frontalface_nowhere.xml", "no such cascade", "haarcascade_frontalface_alt2.xml"]
+    elif case == "broken_cascade":
+        (tmp_path / "face.xml").write_text("<opencv_storage></opencv_storage>")
+        args += ["--cascade", tmp_path / "face.xml"]
+        expect = ["face.xml", "not a valid Haar cascade"]
     elif case == "bad_smooth":
         args += ["--smooth", "1.5"]
         expect = ["--smooth"]
