@@ -24,7 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from expression.classify import EmotionClassifier  # noqa: E402
-from expression.detect import CASCADE, FaceDetector, cascade_path, iou  # noqa: E402
+from expression.detect import CASCADE, FaceDetector, cascade_path, drop_overlaps, iou  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
 from expression.model_files import load_model_folder  # noqa: E402
@@ -137,8 +137,8 @@ def sweep_cascades(data, per_emotion=100, sizes=(96, 160, 240)):
                 scan_s += time.perf_counter() - tick
                 for n in neighbours:
                     grouped, _ = cv2.groupRectangles([list(hit) for hit in hits], n, 0.2)
-                    good = sum(iou(box, np.array([x, y, size, size]) * scale) > 0.3
-                               for box in np.asarray(grouped).reshape(-1, 4))
+                    grouped = drop_overlaps(np.asarray(grouped).reshape(-1, 4))  # as FaceDetector.detect does
+                    good = sum(iou(box, np.array([x, y, size, size]) * scale) > 0.3 for box in grouped)
                     found[n] += good > 0
                     false[n] += len(grouped) - min(good, 1)
                 boxes = detector.detect(frame)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 # "alt2" with 3 neighbours finds as many FER2013 faces as "default" with 5, with fewer false boxes,
-# and searches around a face in about 30% less time (bench/realtime_bench.py --sweep).
+# and the live pipeline detects in 25-33% less time (bench/realtime_bench.py --sweep, --cascade).
 CASCADE = "haarcascade_frontalface_alt2.xml"
 
 
@@ -66,7 +66,7 @@ class FaceDetector:
         small, scale = self.shrink(gray)
         side = self.smallest(small)
         if near is None:
-            boxes = self._scan(small, side, max(small.shape[:2]))
+            boxes = drop_overlaps(self._scan(small, side, max(small.shape[:2])))
         else:
             # Each search, and the scan's share, is a job for a worker thread: OpenCV lets go of
             # Python's lock, so on two cores two faces take little more than one.
@@ -98,6 +98,7 @@ class FaceDetector:
         return max(24, int(min(small.shape[:2]) * self.min_face))
 
     def _scan(self, image, smallest, largest, min_neighbors=None):
+        """Raw detectMultiScale boxes, as tuples; a face may come with a second box inside it."""
         # One CascadeClassifier must not run in two threads at once: each thread loads its own.
         if not hasattr(self.local, "cascade"):
             self.local.cascade = cv2.CascadeClassifier(str(self.path))
@@ -154,7 +155,7 @@ class SpreadScan:
         if self.detector.min_neighbors <= 0:
             return hits
         grouped, _ = cv2.groupRectangles([list(h) for h in hits], self.detector.min_neighbors, 0.2)
-        return [tuple(box) for box in np.asarray(grouped).reshape(-1, 4)]
+        return drop_overlaps([tuple(box) for box in np.asarray(grouped).reshape(-1, 4)])
 
     def restart(self):
         """Drop the hits so far: a whole scan has just been done, they are out of date."""
@@ -210,10 +211,11 @@ def iou(a, b):
 
 
 def drop_overlaps(boxes, threshold=0.5, inside=0.8):
-    """Keep one box per face when two searched regions found the same one.
+    """One box per face: when two searched regions found the same face, or a cascade fired twice.
 
     A box mostly inside a larger one is the same face too (a cascade often also fires on the
-    inner part of a face); their IoU can be as low as 0.3, so IoU alone keeps both.
+    inner part of a face, and OpenCV's grouping keeps both at low neighbour counts); their IoU
+    can be as low as 0.3, so IoU alone keeps both.
     """
     kept = []
     for box in sorted(boxes, key=lambda b: -b[2] * b[3]):  # the larger of two stays
