@@ -1,11 +1,11 @@
 """Benchmark the live pipeline against the naive loop, headless, in one run.
 
     python bench/realtime_bench.py [VIDEO] --frames 2000 --naive-frames 200
-    python bench/realtime_bench.py --sweep      # what each detector setting costs and finds
+    python bench/realtime_bench.py --sweep      # what each detector setting and cascade costs and finds
     python bench/realtime_bench.py --classifiers  # OpenCV's DNN engine beside a compiled Keras call
 
-The naive loop is what the popular FER repos do: Haar on the full frame with scale 1.3 and
-5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
+The naive loop is what the popular FER repos do: Haar (frontalface_default) on the full frame
+with scale 1.3 and 5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
 decoded once into memory and replayed. Without VIDEO, a 640x480 clip of two real FER2013
 test faces is assembled (needs ../shared/fer2013).
 """
