@@ -77,6 +77,21 @@ def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces
     assert len(detector.detect(noise, near=full)) == 0
 
 
+@pytest.mark.parametrize("grown", [0.55, 1.7])
+def test_a_face_whose_box_jumped_in_size_is_found_again(detectable_faces, grown):
+    # The cascade frames some faces tightly in one frame and loosely in the next; the search
+    # around the last box then widens once instead of losing the face.
+    frame = two_face_frame(detectable_faces)
+    detector = FaceDetector()
+    full = detector.detect(frame)
+    x, y, w, h = full[0]
+    side = w * grown
+    last = np.array([[x + w / 2 - side / 2, y + h / 2 - side / 2, side, side]])
+    found = detector.detect(frame, near=last)
+    assert len(found) == 1  # framed tightly or loosely, but centred on the same face
+    assert np.abs((found[0, :2] + found[0, 2:] / 2) - (full[0, :2] + full[0, 2:] / 2)).max() < w / 4
+
+
 def test_a_box_inside_a_larger_one_is_the_same_face():
     # A cascade also fires on the inner part of a face: IoU 0.31 here, so IoU alone keeps both.
     outer, inner, other = (300, 100, 224, 224), (350, 146, 124, 124), (20, 140, 160, 160)
