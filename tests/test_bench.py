@@ -1,0 +1,20 @@
+"""The live benchmark runs end to end and prints every figure the README quotes (not timed here)."""
+import re
+
+from conftest import needs_data, run_script
+
+
+@needs_data
+def test_live_benchmark_prints_stages_speed_memory_and_ratio():
+    result = run_script("bench/realtime_bench.py", "--frames", "40", "--naive-frames", "3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"pipeline \(\w+ classifier\): 40 frames, [\d.]+ faces/frame, \d+ frames/s, "
+                     r"latency p50 [\d.]+ ms p95 [\d.]+ ms", out), out
+    stages = re.search(r"per stage \(mean ms\): decode ([\d.]+) .*detect ([\d.]+), classify ([\d.]+), "
+                       r"track ([\d.]+), draw ([\d.]+)", out)
+    assert stages and all(float(ms) > 0 for ms in stages.groups()), out
+    assert re.search(r"memory: \d+ MB after the first frame, \d+ MB at the end", out), out
+    assert re.search(r"naive: +3 frames, .* frames/s", out) and re.search(r"speed-up: [\d.]+x", out), out
+    # Both loops see the clip's two faces.
+    assert float(re.search(r"([\d.]+) faces/frame", out).group(1)) > 1.5, out
