@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 # "alt2" with 3 neighbours finds as many FER2013 faces as "default" with 5, with no more false boxes,
-# and the live pipeline detects in 25-33% less time (bench/realtime_bench.py --sweep, --cascade).
+# and the live pipeline detects in 24-33% less time (bench/realtime_bench.py --sweep, --cascade).
 CASCADE = "haarcascade_frontalface_alt2.xml"
 
 
@@ -34,6 +34,7 @@ def cascade_path(cascade=CASCADE):
 
 
 def shipped_folder():
+    """Where opencv-python keeps its cascade files."""
     return Path(getattr(getattr(cv2, "data", None), "haarcascades", "") or ".")
 
 
