@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from expression.classify import EmotionClassifier  # noqa: E402
-from expression.detect import CASCADE, FaceDetector, cascade_path, drop_overlaps, iou  # noqa: E402
+from expression.detect import CASCADE, FaceDetector, cascade_path, group_hits, iou  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
 from expression.model_files import load_model_folder  # noqa: E402
@@ -154,8 +154,7 @@ def sweep_cascades(data, per_emotion=100, sizes=(96, 160, 240)):
                 hits = detector._scan(small, detector.smallest(small), max(small.shape), min_neighbors=0)
                 scan_s += time.perf_counter() - tick
                 for n in neighbours:
-                    grouped, _ = cv2.groupRectangles([list(hit) for hit in hits], n, 0.2)
-                    grouped = drop_overlaps(np.asarray(grouped).reshape(-1, 4))  # as FaceDetector.detect does
+                    grouped = group_hits(hits, n)  # as FaceDetector.detect groups them
                     good = sum(iou(box, np.array([x, y, size, size]) * scale) > 0.3 for box in grouped)
                     found[n] += good > 0
                     false[n] += len(grouped) - min(good, 1)

@@ -160,10 +160,7 @@ class SpreadScan:
         if self.turn:
             return []
         hits, self.hits = self.hits, []
-        if self.detector.min_neighbors <= 0:
-            return hits
-        grouped, _ = cv2.groupRectangles([list(h) for h in hits], self.detector.min_neighbors, 0.2)
-        return drop_overlaps([tuple(box) for box in np.asarray(grouped).reshape(-1, 4)])
+        return group_hits(hits, self.detector.min_neighbors) if self.detector.min_neighbors > 0 else hits
 
     def restart(self):
         """Drop the hits so far: a whole scan has just been done, they are out of date."""
@@ -202,6 +199,12 @@ def run_all(jobs):
     if _workers is None:
         _workers = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="detect")
     return list(_workers.map(lambda job: job(), jobs))
+
+
+def group_hits(hits, min_neighbors):
+    """Raw window hits (from one scan or several) grouped as detectMultiScale groups them, one box a face."""
+    grouped, _ = cv2.groupRectangles([list(hit) for hit in hits], min_neighbors, 0.2)
+    return drop_overlaps([tuple(box) for box in np.asarray(grouped).reshape(-1, 4)])
 
 
 def intersection(a, b):
