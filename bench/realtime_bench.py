@@ -28,7 +28,7 @@ from expression.classify import EmotionClassifier  # noqa: E402
 from expression.detect import CASCADE, FaceDetector, cascade_path, group_hits, iou  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
-from expression.model_files import load_model_folder  # noqa: E402
+from expression.model_files import ModelError, load_model_folder  # noqa: E402
 
 
 def rss_mb():
@@ -185,6 +185,10 @@ def compare_classifiers(model, calls=300, rounds=5):
         print(f"  {faces:5d}  {keras_ms:9.2f}  {opencv_ms:10.2f}  {keras_ms / opencv_ms:12.1f}x")
 
 
+def fail(message):
+    sys.exit(f"realtime_bench.py: error: {message}")  # one line on stderr, exit status 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", help="video to replay (default: a clip of real FER2013 faces)")
@@ -200,12 +204,20 @@ def main():
     p.add_argument("--classifiers", action="store_true", help="time the classifier engines instead")
     args = p.parse_args()
 
-    model, labels = load_model_folder(args.model)
+    needed = ([] if args.video or args.classifiers else ["test"]) + (["val"] if args.sweep else [])
+    missing = [split for split in needed if not (Path(args.data) / split).is_dir()]
+    if missing:
+        fail(f"{args.data}: no FER2013 {' or '.join(missing)} folder to build the clip from; "
+             "pass --data DIR (with test/ and val/), or a VIDEO to replay")
+    try:
+        model, labels = load_model_folder(args.model)
+    except ModelError as error:
+        fail(str(error))
     if args.classifiers:
         return compare_classifiers(model)
     frames, decode_ms = load_frames(args.video, args.data)
     if not frames:
-        sys.exit(f"realtime_bench.py: error: no frames in {args.video or 'the clip'}")
+        fail(f"{args.video}: no frame could be read; pass a readable video (.mp4, .avi), or none for the built clip")
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} decoded into memory and replayed "
           f"(decoding excluded from frames/s); {os.cpu_count()} CPU cores")
 

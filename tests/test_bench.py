@@ -1,7 +1,9 @@
 """The live benchmark runs end to end and prints every figure the README quotes (not timed here)."""
 import re
 
-from conftest import needs_data, run_script
+import pytest
+
+from conftest import assert_clean_error, needs_data, run_script
 
 
 @needs_data
@@ -18,3 +20,16 @@ def test_live_benchmark_prints_stages_speed_memory_and_ratio():
     assert re.search(r"naive: +3 frames, .* frames/s", out) and re.search(r"speed-up: [\d.]+x", out), out
     # Both loops see the clip's two faces.
     assert float(re.search(r"([\d.]+) faces/frame", out).group(1)) > 1.5, out
+
+
+@pytest.mark.parametrize("case", ["unreadable_video", "no_data", "missing_model"])
+def test_bench_bad_input_is_one_clear_line(case, tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_text("this is not a video")
+    if case == "unreadable_video":
+        args, expect = [video], ["clip.mp4", "no frame could be read"]
+    elif case == "no_data":
+        args, expect = ["--data", tmp_path / "nowhere"], ["nowhere", "no FER2013 test folder", "--data"]
+    else:
+        args, expect = [video, "--model", tmp_path], ["not found"]
+    assert_clean_error(run_script("bench/realtime_bench.py", *args), *expect)
