@@ -2,6 +2,9 @@
 
 Flip, shift, small rotation and zoom are folded into a single 2x3 matrix, so each image
 is resampled once (cv2.warpAffine, ~10 us); erasing is one vectorised mask for the batch.
+
+robust=True adds what separates webcam and web photos from FER2013 besides framing: a
+random gamma (exposure curves), lower resolution (small faces scaled up) and sensor noise.
 """
 import cv2
 import numpy as np
@@ -9,7 +12,7 @@ import numpy as np
 from .data import IMAGE_SIZE
 
 
-def augment(images, rng, shift=0.1, rotate=10.0, zoom=0.1, flip=True, erase=0.5):
+def augment(images, rng, shift=0.1, rotate=10.0, zoom=0.1, flip=True, erase=0.5, robust=False):
     """uint8 (N, 48, 48, 1) -> float32 (N, 48, 48, 1) in 0..255, randomly transformed."""
     n, size = len(images), IMAGE_SIZE
     angles = rng.uniform(-rotate, rotate, n)
@@ -27,9 +30,28 @@ def augment(images, rng, shift=0.1, rotate=10.0, zoom=0.1, flip=True, erase=0.5)
         # Reflecting the border keeps face-like texture instead of black wedges.
         out[i, :, :, 0] = cv2.warpAffine(images[i, :, :, 0], matrix, (size, size),
                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if robust:
+        _degrade(out, rng)
     if erase > 0:
         _erase(out, rng, erase)
     return out
+
+
+def _degrade(images, rng, low_res=0.25, noise=0.25):
+    """In place: gamma 0.67-1.5 on every image; a `low_res` share shrunk to 14-36 px and scaled
+    back up; a `noise` share given Gaussian noise of sigma 2-10 grey levels."""
+    n, size = len(images), images.shape[1]
+    for i in np.flatnonzero(rng.random(n) < low_res):
+        small = int(rng.integers(14, 37))
+        shrunk = cv2.resize(images[i, :, :, 0], (small, small), interpolation=cv2.INTER_AREA)
+        images[i, :, :, 0] = cv2.resize(shrunk, (size, size), interpolation=cv2.INTER_LINEAR)
+    gamma = np.exp(rng.uniform(np.log(1 / 1.5), np.log(1.5), n)).astype(np.float32)
+    np.clip(images, 0, 255, out=images)
+    images[:] = 255 * (images / 255) ** gamma[:, None, None, None]
+    noisy = (rng.random(n) < noise)[:, None, None, None]
+    sigma = rng.uniform(2, 10, n).astype(np.float32)[:, None, None, None]
+    images += noisy * sigma * rng.standard_normal(images.shape, dtype=np.float32)
+    np.clip(images, 0, 255, out=images)
 
 
 def _erase(images, rng, probability, min_side=0.15, max_side=0.4):

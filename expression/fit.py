@@ -38,6 +38,7 @@ class FitConfig:
     warmup_epochs: int = 1
     patience: int = 0  # epochs without a better val accuracy before stopping; 0 = never
     erase: float = 0.5  # share of training images that get a random-erasing patch
+    robust: bool = False  # gamma, low-resolution and noise jitter (augment.py)
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
     teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
@@ -55,9 +56,9 @@ class AugmentedBatches(keras.utils.PyDataset):
     batch evenly among devices.
     """
 
-    def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False):
+    def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False):
         super().__init__()
-        self.images, self.targets, self.erase = images, targets, erase
+        self.images, self.targets, self.erase, self.robust = images, targets, erase, robust
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -72,7 +73,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        return augment(self.images[take], rng, erase=self.erase), self.targets[take]
+        return augment(self.images[take], rng, erase=self.erase, robust=self.robust), self.targets[take]
 
     def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
@@ -138,7 +139,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
             (folder / stale).unlink(missing_ok=True)
     targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
-                               first_epoch=state["epochs_done"], drop_last=drop_last)
+                               first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

@@ -2,6 +2,14 @@
 
 Scaling (0..255 -> 0..1) is the model's first layer, so the saved JSON + weights work
 with plain Keras and raw pixels, without this project's code.
+
+With normalize=True the next two layers give every face FER2013's typical brightness and
+contrast: LayerNormalization over height, width and channel (no learned centre or scale)
+standardises each image, and a Rescaling maps it back to FER2013's mean and spread. Webcam
+and web photos differ from FER2013 most in exposure and contrast; this removes the difference
+for every face, with built-in layers only, so plain Keras still loads the model. Because the
+output is on the same scale as plain 0..1 pixels, a model trained without it can start from
+its weights (train.py --init).
 """
 import keras
 import numpy as np
@@ -11,7 +19,13 @@ from .data import IMAGE_SIZE
 from .labels import EMOTIONS
 
 
-def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4):
+# The average FER2013 training face's own mean and spread (standard deviation), on 0..1 pixels:
+# 0.514 and 0.304 over ../shared/fer2013/train (docs/experiments.md says how).
+FER_MEAN = 0.51
+FER_SPREAD = 0.30
+
+
+def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False):
     """Stages of (3x3 conv + BN + ReLU) x convs[stage], then max-pool; filters double each stage.
 
     One conv in the 48x48 stage: it costs as much as two convs of any later stage, and
@@ -20,6 +34,9 @@ def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4):
     model = keras.Sequential(name="emotion_cnn")
     model.add(keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"))
     model.add(layers.Rescaling(1.0 / 255, name="scale"))
+    if normalize:
+        model.add(layers.LayerNormalization(axis=[1, 2, 3], center=False, scale=False, name="standardize"))
+        model.add(layers.Rescaling(FER_SPREAD, offset=FER_MEAN, name="fer_contrast"))
     for stage, n_convs in enumerate(convs):
         filters = width * 2**stage
         for i in range(n_convs):
