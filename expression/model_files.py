@@ -2,14 +2,13 @@
 
 Writes are atomic (temporary file in the same folder, then rename), so a crash or a full
 disk never leaves a half-written file for realtime.py to load. Loading uses Keras safe
-mode, so a JSON cannot run code (a Lambda layer is refused).
+mode, so a JSON cannot run code (a Lambda layer is refused). Keras is imported only by the
+functions that need it, so the live path can read a cached export without TensorFlow.
 """
 import json
 import os
 import tempfile
 from pathlib import Path
-
-import keras
 
 from .data import IMAGE_SIZE
 from .labels import EMOTIONS
@@ -67,6 +66,8 @@ def plain_copy(model):
     A model trained in mixed precision would otherwise ship its bfloat16 compute policy, slow
     and less exact on CPUs without bfloat16 units; its variables are float32 already.
     """
+    import keras
+
     config = _architecture(model)
     _float32_policies(config)
     training_policy = keras.mixed_precision.global_policy()
@@ -111,6 +112,8 @@ def load_model_folder(folder):
 
 def load_model(model_json, weights, labels_json=None):
     """(Keras model, labels) from files; every problem is a ModelError naming the file and the fix."""
+    import keras
+
     model_json, weights = Path(model_json), Path(weights)
     for path, what in ((model_json, "--model"), (weights, "--weights")):
         if not path.is_file():
