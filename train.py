@@ -1,6 +1,6 @@
 """Train the emotion CNN on FER2013 image folders and save it as JSON + H5 with a report.
 
-    python train.py --data ../shared/fer2013 --out models/
+    python train.py --data ../shared/fer2013                # writes a new folder runs/<date>-<time>/
 
 DIR/train/<emotion>/ and DIR/test/<emotion>/ are required; DIR/val/<emotion>/ is used when
 present, otherwise a seeded, stratified 10% of train is held out. The weights kept are the
@@ -20,7 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/fer2013", help="folder with train/, test/ and optionally val/ (default: data/fer2013)")
-    p.add_argument("--out", default="models", help="where the model files and the report go (default: models/)")
+    p.add_argument("--out", default=None,
+                   help="where the model files and the report go (default: a new folder runs/<date>-<time>/ "
+                        "beside train.py)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to be a folder that already holds a model, e.g. models/ (default: refuse)")
     p.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
     p.add_argument("--lr", type=float, default=0.01, help="peak learning rate of the cosine schedule")
@@ -29,6 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.4)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch")
+    p.add_argument("--normalize", action="store_true",
+                   help="standardise each face's brightness and contrast inside the model (to FER2013's average)")
+    p.add_argument("--robust", action="store_true",
+                   help="also jitter gamma, resolution and noise, as real cameras and photos differ from FER2013")
     p.add_argument("--class-weight", action="store_true",
                    help="weight each emotion's loss by 1 / its share of the training images (balanced)")
     p.add_argument("--teacher", default=None,
@@ -73,9 +81,25 @@ def check_output_folder(out):
     return None
 
 
+def output_folder(args):
+    """--out, or a new run folder: training never replaces a model, the bundled one included, unless asked."""
+    if args.out is None:
+        if args.resume:
+            return None, "--resume: pass --out with the folder of the run to continue (train.py printed it)"
+        return Path(__file__).resolve().parent / "runs" / time.strftime("%Y%m%d-%H%M%S"), None
+    out = Path(args.out)
+    held = [name for name in ("emotion.json", "emotion.weights.h5") if (out / name).is_file()]
+    if held and not args.overwrite:
+        return out, (f"{out}: already holds a model ({held[0]}); pass a new --out folder, "
+                     "or add --overwrite to replace it")
+    return out, None
+
+
 def main(argv=None):
     args = parse_args(argv)
-    out = Path(args.out)
+    out, problem = output_folder(args)
+    if problem:
+        return fail(problem)
     checkpoints = Path(args.checkpoints) if args.checkpoints else out / "checkpoint"
     if not args.convs.isdigit() or "0" in args.convs:
         return fail(f"--convs {args.convs}: give one digit 1-9 per stage, e.g. 1122")
@@ -90,6 +114,7 @@ def main(argv=None):
     import keras
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
+    from expression.export import opencv_net, save_cache
     from expression.fit import FitConfig, Interrupted, fit, read_state
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
@@ -138,13 +163,13 @@ def main(argv=None):
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
-                       erase=args.erase, class_weight=args.class_weight, teacher=args.teacher,
+                       erase=args.erase, robust=args.robust, class_weight=args.class_weight, teacher=args.teacher,
                        teacher_weight=args.teacher_weight)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
         keras.utils.set_random_seed(args.seed)  # the initial weights too, not only the batches
-        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout)
+        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize)
         if args.init and not args.resume:
             try:
                 model.load_weights(args.init)
@@ -155,9 +180,11 @@ def main(argv=None):
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
                                verbose=0 if args.quiet else 1, drop_last=args.distribute, teacher=teacher)
         except Interrupted as stop:
-            again = f"python train.py --data {args.data} --out {args.out}"
+            again = f"python train.py --data {args.data} --out {out}"
             if args.checkpoints:  # the resumed run must find this checkpoint folder
                 again += f" --checkpoints {args.checkpoints}"
+            if args.overwrite:
+                again += " --overwrite"
             print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
                   f"Resume with: {again} --resume", file=sys.stderr)
             return 130
@@ -184,9 +211,12 @@ def main(argv=None):
         "converted_files": train.converted + val.converted + test.converted,
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
-                                     "init": args.init},
+                                     "normalize": args.normalize, "init": args.init},
     }
     save_model(model, out)
+    net = opencv_net(model)
+    if net is not None:  # the live demo then starts without TensorFlow
+        save_cache(net, out)
     write_json(out / "metrics.json", report)
     shutil.copyfile(checkpoints / "history.csv", out / "history.csv")
     plot_history(out / "history.csv", out / "training_curves.png")
@@ -194,6 +224,7 @@ def main(argv=None):
                    f"FER2013 test: accuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
     print(f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
           f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
+    print(f"try it: python realtime.py --model {out}")
     return 0
 
 

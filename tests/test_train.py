@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -288,3 +289,52 @@ def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
         assert config["teacher"] == str(teacher) and config["teacher_weight"] == float(weight)
         losses[weight] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert losses["0.8"] != pytest.approx(losses["0"], rel=1e-3)  # the teacher's targets were trained on
+
+
+@needs_data
+def test_training_never_replaces_a_model_unless_asked(small_data, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(ROOT / "models", folder, ignore=shutil.ignore_patterns("emotion.opencv.*"))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    started = time.time()
+    result = run_script("train.py", "--data", small_data, "--out", folder, "--epochs", "1", "--width", "8", "--quiet")
+    assert time.time() - started < 30  # refused before any data is read or any epoch is trained
+    assert_clean_error(result, str(folder), "--overwrite")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@needs_data
+def test_by_default_a_run_gets_its_own_folder_and_says_how_to_use_it(small_data):
+    result = run_script("train.py", "--data", small_data, "--epochs", "1", "--batch-size", "32", "--width", "8",
+                        "--quiet", "--normalize", "--robust")
+    assert result.returncode == 0, result.stderr
+    line = [line for line in result.stdout.splitlines() if line.startswith("try it: python realtime.py --model ")]
+    assert len(line) == 1, result.stdout
+    out = Path(line[0].split("--model ", 1)[1])
+    try:
+        assert out.parent == ROOT / "runs" and out.name[:2] == "20"
+        for name in OUTPUTS:
+            assert (out / name).is_file(), name
+        from expression.export import load_cache
+        assert load_cache(out) is not None  # the live demo can start without TensorFlow
+        config = json.loads((out / "metrics.json").read_text())["config"]
+        assert config["normalize"] is True and config["robust"] is True
+        layers = [layer["class_name"] for layer in json.loads((out / "emotion.json").read_text())["config"]["layers"]]
+        assert layers[1:4] == ["Rescaling", "LayerNormalization", "Rescaling"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_resume_without_out_is_one_clear_line():
+    assert_clean_error(run_script("train.py", "--data", "nowhere", "--resume"), "--resume", "--out")
+
+
+def test_robust_augmentation_degrades_within_range_and_is_seeded():
+    from expression.augment import augment
+    images = np.random.default_rng(0).integers(0, 256, (32, 48, 48, 1)).astype(np.uint8)
+    plain = augment(images, np.random.default_rng(5), erase=0)
+    robust = augment(images, np.random.default_rng(5), erase=0, robust=True)
+    again = augment(images, np.random.default_rng(5), erase=0, robust=True)
+    np.testing.assert_array_equal(robust, again)
+    assert robust.min() >= 0 and robust.max() <= 255 and robust.dtype == np.float32
+    assert np.abs(robust - plain).mean(axis=(1, 2, 3)).min() > 0.5  # every image changed (its gamma at least)
