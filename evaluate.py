@@ -1,13 +1,17 @@
-"""Evaluate a saved model on one split of image folders: accuracy, macro F1, per class, confusion, ECE.
+"""Evaluate a saved model on one split of FER2013: accuracy, macro F1, per class, confusion, ECE.
 
     python evaluate.py --model models --data ../shared/fer2013/test [--tta]
+    python evaluate.py --model models --data ../shared/fer2013 --split test
+    python evaluate.py --model models --data fer2013.csv [--split PrivateTest]
 
---tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
+--data is a folder of emotion folders (face crops of any size or colour are read as 48x48
+grayscale), a folder of split folders with --split, or Kaggle's fer2013.csv, whose PrivateTest
+rows are evaluated unless --split names another split (train/val/test or Training/PublicTest/
+PrivateTest). --tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
 """
 import argparse
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -15,7 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models", help="folder with emotion.json, emotion.weights.h5, labels.json")
-    p.add_argument("--data", default="data/fer2013/test", help="a split folder: DIR/<emotion>/*.jpg")
+    p.add_argument("--data", default="data/fer2013/test",
+                   help="a split folder DIR/<emotion>/*.jpg, a folder with split folders (with --split), "
+                        "or Kaggle's fer2013.csv")
+    p.add_argument("--split", default=None,
+                   help="which split: train, val or test, or Kaggle's Training, PublicTest or PrivateTest "
+                        "(default for a CSV: test, i.e. PrivateTest)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average flips and shifts")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here")
     return p.parse_args(argv)
@@ -29,16 +38,16 @@ def main(argv=None):
         print(f"evaluate.py: error: {problem}", file=sys.stderr)
         return 2
     import pandas as pd
-    from expression.data import DataError, load_split
+    from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import predict_probabilities, tta_probabilities
     from expression.model_files import ModelError, load_model_folder
     from expression.report import classification_metrics, write_json
 
     try:
-        if not Path(args.data).is_dir():
-            raise DataError(f"{args.data}: no such folder; pass --data DIR/test with one folder per emotion")
+        data = check_data_path(args.data)  # before the model: a typo costs no waiting
+        name = split_name(args.split) if args.split else ("test" if data.is_file() else None)
         model, labels = load_model_folder(args.model)
-        split = load_split(args.data)
+        split = load_split(data, name)
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
@@ -46,14 +55,17 @@ def main(argv=None):
     metrics = classification_metrics(split.labels, probabilities)
     per_class = pd.DataFrame(metrics["per_class"]).T
     confusion = pd.DataFrame(metrics["confusion_matrix"]["rows_true_cols_predicted"], index=labels, columns=labels)
-    print(f"{args.data}: {len(split.labels)} images{' (TTA, 10 views)' if args.tta else ''}")
+    print(f"{args.data}{f' ({name})' if name else ''}: {len(split.labels)} images"
+          f"{' (TTA, 10 views)' if args.tta else ''}")
+    for line in data_warnings({name or data.name: split}):
+        print(f"warning: {line}")
     print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
           f"expected calibration error {metrics['expected_calibration_error']:.4f}")
     print(per_class.round(3).to_string())
     print("confusion matrix (rows true, columns predicted):")
     print(confusion.to_string())
     if args.out:
-        write_json(args.out, metrics | {"data": str(args.data), "tta": args.tta})
+        write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta})
     return 0
 
 

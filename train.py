@@ -1,10 +1,13 @@
-"""Train the emotion CNN on FER2013 image folders and save it as JSON + H5 with a report.
+"""Train the emotion CNN on FER2013 (image folders or Kaggle's CSV) and save it as JSON + H5 with a report.
 
     python train.py --data ../shared/fer2013                # writes a new folder runs/<date>-<time>/
 
 DIR/train/<emotion>/ and DIR/test/<emotion>/ are required; DIR/val/<emotion>/ is used when
 present, otherwise a seeded, stratified 10% of train is held out. The weights kept are the
-best validation epoch's; test is evaluated once, at the end.
+best validation epoch's; test is evaluated once, at the end. --data fer2013.csv reads Kaggle's CSV
+instead: its Training rows are train, PublicTest val and PrivateTest test (see data/README.md).
+--explore prints the images per emotion and split and draws them (data_counts.png, data_samples.png)
+without training; a training run draws them too.
 """
 import argparse
 import contextlib
@@ -19,7 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/fer2013", help="folder with train/, test/ and optionally val/ (default: data/fer2013)")
+    p.add_argument("--data", default="data/fer2013",
+                   help="folder with train/, test/ and optionally val/, or Kaggle's fer2013.csv (default: data/fer2013)")
+    p.add_argument("--explore", action="store_true",
+                   help="print the images per emotion and split, write data_counts.png and data_samples.png "
+                        "to the output folder, and stop without training")
     p.add_argument("--out", default=None,
                    help="where the model files and the report go (default: a new folder runs/<date>-<time>/ "
                         "beside train.py)")
@@ -89,7 +96,7 @@ def output_folder(args):
         return Path(__file__).resolve().parent / "runs" / time.strftime("%Y%m%d-%H%M%S"), None
     out = Path(args.out)
     held = [name for name in ("emotion.json", "emotion.weights.h5") if (out / name).is_file()]
-    if held and not args.overwrite:
+    if held and not args.overwrite and not args.explore:  # --explore writes two pictures, never a model
         return out, (f"{out}: already holds a model ({held[0]}); pass a new --out folder, "
                      "or add --overwrite to replace it")
     return out, None
@@ -119,7 +126,8 @@ def main(argv=None):
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
     from expression.model_files import ModelError, load_model_folder, plain_copy, save_model
-    from expression.report import classification_metrics, plot_confusion, plot_history, write_json
+    from expression.report import (classification_metrics, plot_confusion, plot_data_counts, plot_data_samples,
+                                   plot_history, write_json)
 
     state = read_state(checkpoints) if args.resume else None
     if args.resume and state is None:  # not silently an hour-long fresh start
@@ -158,8 +166,13 @@ def main(argv=None):
     warnings = data_warnings(splits)
     for line in warnings:
         print(f"warning: {line}")
+    plot_data_counts(splits, out / "data_counts.png")
+    plot_data_samples(splits, out / "data_samples.png", seed=args.seed)
     if warnings and args.strict:
         return fail(f"{len(warnings)} data warning(s) above and --strict is set; fix the data or drop --strict")
+    if args.explore:
+        print(f"wrote {out}/data_counts.png and {out}/data_samples.png; --explore: no training")
+        return 0
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,

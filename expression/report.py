@@ -1,4 +1,8 @@
-"""Evaluate a model on a split and write the report: metrics.json and two pictures."""
+"""Evaluate a model on a split and write the report: metrics.json, pictures of training and of the data.
+
+Every file is written atomically (temporary file, then rename), like the model files, so an
+interrupted run never leaves a half-written PNG that looks like a finished report.
+"""
 import json
 from pathlib import Path
 
@@ -10,8 +14,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .data import summary_table
 from .labels import EMOTIONS
-from .model_files import atomic_write_text
+from .model_files import atomic_write, atomic_write_text
 
 
 def classification_metrics(labels, probabilities, bins=15):
@@ -56,8 +61,7 @@ def plot_confusion(metrics, path, title):
                 vmin=0, vmax=1, cbar_kws={"label": "share of the true class"}, ax=ax)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_history(history_csv, path):
@@ -74,8 +78,54 @@ def plot_history(history_csv, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def plot_data_counts(splits, path):
+    """Bar chart of images per emotion and split: FER2013's imbalance (disgust is 1.5% of it) and a
+    split that lost an emotion are plain at a glance, as they are not in a table of numbers."""
+    table = summary_table(splits).drop(index="total").rename_axis("emotion").reset_index()
+    counts = table.melt(id_vars="emotion", var_name="split", value_name="images")
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    sns.barplot(counts, x="emotion", y="images", hue="split", ax=ax)
+    for bars in ax.containers:
+        ax.bar_label(bars, fontsize=7, padding=1)
+    total = ", ".join(f"{name} {len(split.labels):,}" for name, split in splits.items())
+    ax.set(xlabel="", ylabel="images", title=f"Images per emotion ({total})")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_data_samples(splits, path, per_emotion=8, seed=0):
+    """A grid of random faces, one row per emotion, from train (else the first split): a look at what
+    each label means here, and at the mislabelled or faceless images that FER2013 is known for."""
+    name = "train" if "train" in splits else next(iter(splits))
+    split = splits[name]
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(EMOTIONS), per_emotion, figsize=(per_emotion * 1.1, len(EMOTIONS) * 1.15),
+                             squeeze=False)
+    for label, row in enumerate(axes):
+        index = np.flatnonzero(split.labels == label)
+        chosen = rng.choice(index, min(per_emotion, len(index)), replace=False)
+        for k, ax in enumerate(row):
+            if k < len(chosen):  # an emotion with fewer faces leaves the rest of its row blank
+                ax.imshow(split.images[chosen[k], :, :, 0], cmap="gray", vmin=0, vmax=255)
+            ax.set(xticks=[], yticks=[])
+            ax.spines[:].set_visible(False)
+        row[0].set_ylabel(f"{EMOTIONS[label]}\n({len(index):,})", rotation=0, ha="right", va="center")
+    fig.suptitle(f"Random {name} faces per emotion (images of each in brackets)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path, dpi=110):
+    """Write fig as a PNG (or the suffix's format) atomically, then free it."""
+    path = Path(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
 
 
 def write_json(path, payload):

@@ -17,7 +17,7 @@ from test_data import make_split
 from expression.data import load_split
 
 OUTPUTS = ("emotion.json", "emotion.weights.h5", "labels.json", "metrics.json", "history.csv",
-           "training_curves.png", "confusion_matrix.png")
+           "training_curves.png", "confusion_matrix.png", "data_counts.png", "data_samples.png")
 
 
 @pytest.fixture(scope="module")
@@ -338,3 +338,13 @@ def test_robust_augmentation_degrades_within_range_and_is_seeded():
     np.testing.assert_array_equal(robust, again)
     assert robust.min() >= 0 and robust.max() <= 255 and robust.dtype == np.float32
     assert np.abs(robust - plain).mean(axis=(1, 2, 3)).min() > 0.5  # every image changed (its gamma at least)
+
+
+@needs_data
+def test_explore_prints_the_table_and_draws_the_data_without_training(small_data, tmp_path):
+    result = run_script("train.py", "--data", small_data, "--out", tmp_path, "--explore")
+    assert result.returncode == 0, result.stderr
+    assert "total" in result.stdout and "angry" in result.stdout  # the images-per-split table
+    for name in ("data_counts.png", "data_samples.png"):
+        assert (tmp_path / name).stat().st_size > 5000, name
+    assert not (tmp_path / "emotion.json").exists() and not (tmp_path / "checkpoint").exists()

@@ -1,0 +1,65 @@
+"""evaluate.py on Kaggle's CSV and on folders of large face crops, and its errors, as a user runs it."""
+import json
+
+import cv2
+import pytest
+
+from conftest import MODELS, assert_clean_error, needs_data, run_script
+from test_data import make_split, random_rows, real_rows, write_fer_csv
+
+needs_model = pytest.mark.skipif(not (MODELS / "emotion.json").is_file(),
+                                 reason=f"no trained model in {MODELS} (set MODEL_DIR or run train.py)")
+
+
+def evaluate(*args):
+    """Run evaluate.py with the shipped model; returns (metrics JSON, stdout)."""
+    out = args[args.index("--out") + 1]
+    result = run_script("evaluate.py", "--model", MODELS, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+@needs_model
+def test_evaluate_takes_a_kaggle_csv_and_its_split_names(tmp_path):
+    rows = random_rows("Training", 3) + random_rows("PublicTest", 1, 1) + random_rows("PrivateTest", 2, 2)
+    csv_path = write_fer_csv(tmp_path / "fer2013.csv", rows + [(4, "1 2 3", "PrivateTest")])
+    metrics, stdout = evaluate("--data", csv_path, "--out", tmp_path / "test.json")
+    assert metrics["split"] == "test" and metrics["data"] == str(csv_path)
+    assert [c["support"] for c in metrics["per_class"].values()] == [2] * 7  # PrivateTest rows only
+    assert f"{csv_path} (test): 14 images" in stdout
+    assert f"warning: test: skipped 1 row(s) (wrong number of pixels (expected 2304)), e.g. {csv_path}:line" in stdout
+    metrics, stdout = evaluate("--data", csv_path, "--split", "PublicTest", "--out", tmp_path / "val.json")
+    assert metrics["split"] == "val" and sum(c["support"] for c in metrics["per_class"].values()) == 7
+
+
+@needs_model
+@needs_data
+def test_evaluate_scores_a_csv_and_large_crops_as_the_original_faces(tmp_path):
+    originals = make_split(tmp_path / "test", per_class=4, source="test")
+    for path in sorted(originals.rglob("*.jpg")):  # each face blown up 4x3 as a colour PNG
+        big = cv2.resize(cv2.imread(str(path)), None, fx=4, fy=3, interpolation=cv2.INTER_NEAREST)
+        target = tmp_path / "big" / path.parent.name / (path.stem + ".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), big)
+    rows = [row[:3] for row in real_rows("train", 2, "Training") + real_rows("test", 4, "PrivateTest")]
+    csv_path = write_fer_csv(tmp_path / "icml_face_data.csv", rows, header=("emotion", " Usage", " pixels"))
+    expected, _ = evaluate("--data", originals, "--out", tmp_path / "originals.json")
+    big, stdout = evaluate("--data", tmp_path / "big", "--out", tmp_path / "big.json")
+    assert "converted 28 colour or non-48x48 image(s)" in stdout
+    from_csv, _ = evaluate("--data", csv_path, "--split", "PrivateTest", "--out", tmp_path / "csv.json")
+    for metrics in (big, from_csv):
+        assert metrics["confusion_matrix"] == expected["confusion_matrix"]
+        assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+@needs_model
+@pytest.mark.parametrize("case", ["no_usage", "unknown_split"])
+def test_evaluate_bad_csv_or_split_is_one_clear_line(case, tmp_path):
+    csv_path = tmp_path / "train.csv"
+    if case == "no_usage":  # Kaggle's train.csv has no Usage column: fer2013.csv is the file to pass
+        write_fer_csv(csv_path, random_rows("Training", 1), header=("emotion", "pixels"))
+        args, expect = [], ["train.csv", "no Usage column", "fer2013.csv"]
+    else:
+        write_fer_csv(csv_path, random_rows("PrivateTest", 1))
+        args, expect = ["--split", "holdout"], ["unknown split 'holdout'", "PrivateTest"]
+    assert_clean_error(run_script("evaluate.py", "--model", MODELS, "--data", csv_path, *args), *expect)
