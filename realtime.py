@@ -2,8 +2,10 @@
 
     python realtime.py                          # webcam 0, Esc or q quits
     python realtime.py --source clip.mp4 --no-display --output annotated.mp4
+    python realtime.py --source photos/ --no-display --output annotated/ --log faces.csv
 
-Keys in the window: Esc or q quit, space pauses, s saves a snapshot PNG.
+Keys in the window: Esc or q quit, space pauses, s saves a snapshot PNG. A video plays at its own
+frame rate (--fast: as fast as it is processed), and the last frame of a file stays until a key.
 """
 import argparse
 import os
@@ -15,28 +17,49 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # our own one-line messages replace OpenCV's warnings
 
 
+MODELS = Path(__file__).resolve().parent / "models"  # beside this script, from whatever folder it is run
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", default="0", help="camera index, video file, image file or folder of images (default: 0)")
-    p.add_argument("--model", default="models/emotion.json", help="model architecture JSON")
-    p.add_argument("--weights", default=None, help="model weights (default: emotion.weights.h5 beside --model)")
-    p.add_argument("--labels", default=None, help="labels.json (default: beside --model)")
-    p.add_argument("--output", default=None, help="write the annotated video (.mp4/.avi) or image (.png/.jpg)")
-    p.add_argument("--log", default=None, help="CSV with one row per face per frame")
-    p.add_argument("--summary", default=None, help="at the end, plot each face's emotion over time to this PNG")
-    p.add_argument("--no-display", action="store_true", help="no window (for files, servers and tests)")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: until the end)")
-    p.add_argument("--smooth", type=float, default=0.6, help="EMA weight of a face's past probabilities, 0..1 (0: off)")
-    p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities")
-    p.add_argument("--detect-width", type=int, default=320, help="detect faces on a copy this wide (0: full size)")
-    p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step")
-    p.add_argument("--min-neighbors", type=int, default=3, help="Haar cascade neighbours needed for a face")
+    p.add_argument("--source", default="0",
+                   help="camera index, video file, image file or folder of images (default: 0, the first camera)")
+    p.add_argument("--model", default=MODELS,
+                   help="model folder written by train.py, or its emotion.json (default: models/ beside realtime.py)")
+    p.add_argument("--weights", default=None, help="model weights (default: emotion.weights.h5 beside the model)")
+    p.add_argument("--labels", default=None,
+                   help="labels.json (default: the one beside the model; for a JSON without one, the 7 FER2013 "
+                        "emotions)")
+    p.add_argument("--output", default=None,
+                   help="write the annotated video (.mp4/.avi) or image (.png/.jpg); for images, a folder gets one "
+                        "annotated image per input, of the same name (default: none)")
+    p.add_argument("--log", default=None,
+                   help="CSV with one row per face per frame, naming the file it came from (default: none)")
+    p.add_argument("--summary", default=None,
+                   help="at the end, plot each face's emotion over time to this PNG (default: none)")
+    p.add_argument("--no-display", action="store_true",
+                   help="no window, and no waiting, for files, servers and tests (default: a window, which keeps a "
+                        "file's last frame until a key; without a screen, a file with an output runs this way)")
+    p.add_argument("--fast", action="store_true",
+                   help="in the window, show a file's frames as fast as they are processed (default: off, a video "
+                        "plays at its own frame rate and images one a second)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default: 0, until the end)")
+    p.add_argument("--smooth", type=float, default=0.6,
+                   help="EMA weight of a face's past probabilities, 0..1 (default: 0.6; 0: off; images: always off)")
+    p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities (default: off)")
+    p.add_argument("--detect-width", type=int, default=320,
+                   help="detect faces on a copy this wide (default: 320; 0: full size)")
+    p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step (default: 1.1)")
+    p.add_argument("--min-neighbors", type=int, default=3,
+                   help="Haar cascade neighbours needed for a face (default: 3)")
     p.add_argument("--cascade", default="haarcascade_frontalface_alt2.xml",
-                   help="Haar cascade XML: a path, or the name of one shipped with OpenCV")
+                   help="Haar cascade XML: a path, or the name of one shipped with OpenCV "
+                        "(default: haarcascade_frontalface_alt2.xml)")
     p.add_argument("--rescan", type=int, default=15,
                    help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
-                        "(0: a whole scan every frame)")
-    p.add_argument("--margin", type=float, default=0.1, help="context added around each face box, per side")
+                        "(default: 15; 0: a whole scan every frame)")
+    p.add_argument("--margin", type=float, default=0.1,
+                   help="context added around each face box, per side (default: 0.1)")
     return p.parse_args(argv)
 
 
@@ -52,10 +75,43 @@ def check_options(args):
         return f"--scale-factor {args.scale_factor}: must be above 1 (e.g. 1.1)"
     if min(args.max_frames, args.min_neighbors, args.detect_width, args.margin, args.rescan) < 0:
         return "--max-frames, --min-neighbors, --detect-width, --margin and --rescan cannot be negative"
-    if not args.no_display and sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no screen to open a window on ($DISPLAY is not set); add --no-display (and --output FILE)"
     return None
+
+
+def check_paths(args):
+    """The source, model and output paths, by the file system alone: a typo is reported at once, before
+    TensorFlow's seconds of start-up. Returns what the source is ('camera', 'video' or 'images')."""
+    from expression.startup import check_model_paths
+    from expression.sink import check_output, check_writable
+    from expression.source import check_source
+
+    check_model_paths(args.model, args.weights, args.labels)
+    kind = check_source(args.source)
+    if args.output:
+        check_output(args.output, kind == "images", inputs_folder(args.source))
+    for path, flag in ((args.log, "--log"), (args.summary, "--summary")):
+        if path:
+            check_writable(path, flag)
+    return kind
+
+
+def inputs_folder(spec):
+    """The folder the input images are in: an --output folder must not be that one."""
+    path = Path(spec)
+    return path if path.is_dir() else path.parent
+
+
+def check_screen(args, kind):
+    """None when a window can open, or when the run needs none: a file with an output, without a screen,
+    runs as with --no-display (after a note). Otherwise the problem."""
+    if args.no_display or not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or \
+            os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if kind != "camera" and (args.output or args.log or args.summary):
+        args.no_display = True
+        print("realtime.py: no screen ($DISPLAY is not set), so no window; writing the outputs only", file=sys.stderr)
+        return None
+    return "no screen to open a window on ($DISPLAY is not set); add --no-display (and --output FILE)"
 
 
 def main(argv=None):
@@ -63,59 +119,112 @@ def main(argv=None):
     problem = check_options(args)
     if problem:
         return fail(problem)
-    model_json = Path(args.model)
-    weights = Path(args.weights) if args.weights else model_json.with_name("emotion.weights.h5")
-    labels_json = Path(args.labels) if args.labels else model_json.with_name("labels.json")
+    from expression.detect import DetectorError, FaceDetector
+    from expression.startup import ModelPathError
+    from expression.sink import SinkError
+    from expression.source import SourceError
 
-    from expression.backend import backend_problem
-    problem = backend_problem()
+    try:
+        kind = check_paths(args)
+        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, cascade=args.cascade)
+    except (ModelPathError, SourceError, SinkError, DetectorError) as error:
+        return fail(str(error))
+    problem = check_screen(args, kind)
     if problem:
         return fail(problem)
-    from expression.detect import DetectorError, FaceDetector
+    started = start(args, detector, kind == "images")
+    if isinstance(started, str):
+        return fail(started)
+    source, pipeline, labels = started
+    from expression.sink import Window
+
+    window = None
+    try:
+        window = None if args.no_display else Window()
+        code, stats = record(args, source, pipeline, labels, window)
+        if window and stats and stats["ended"] and not source.live:
+            window.linger(stats["last"])  # outputs are complete: the window stays until a key
+        return code
+    except KeyboardInterrupt:  # Ctrl-C while the last frame is up: everything is written already
+        return 0
+    finally:
+        if window:
+            window.close()
+
+
+def start(args, detector, stills):
+    """Keras, the model, the source and the pipeline: (source, pipeline, labels), or the problem."""
     from expression.live import LivePipeline
-    from expression.model_files import ModelError, load_model
-    from expression.sink import CsvLog, EmotionTimeline, FrameWriter, SinkError, Window
+    from expression.model_files import ModelError
     from expression.source import SourceError, open_source
+    from expression.startup import load_classifier
 
     try:
-        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, cascade=args.cascade)
-        model, labels = load_model(model_json, weights, labels_json if args.labels or labels_json.is_file() else None)
-        source = open_source(args.source)
-    except (DetectorError, ModelError, SourceError) as error:
-        return fail(str(error))
-    parts = [source]
+        # The cached OpenCV export starts without TensorFlow; without one, Keras loads (its native
+        # start-up lines held back) and the export is cached for next time.
+        classifier, labels = load_classifier(args.model, args.weights, args.labels)
+    except ModelError as error:  # model files, or a Keras backend that cannot load
+        return str(error)
     try:
-        writer = FrameWriter(args.output, source.fps) if args.output else None
+        # Opened after the model: with no usable backend, the camera is not touched.
+        source = open_source(args.source)
+    except SourceError as error:
+        return str(error)
+    pipeline = LivePipeline(classifier, labels, detector, smooth=args.smooth, margin=args.margin, bars=args.bars,
+                            rescan=args.rescan, stills=stills)
+    return source, pipeline, labels
+
+
+def record(args, source, pipeline, labels, window):
+    """Every frame into the outputs, finalised whatever stops us; then the closing lines. (exit code, stats)."""
+    from expression.sink import CsvLog, EmotionTimeline, SinkError, open_output
+
+    parts, stats, timeline = [source], None, None
+    try:
+        writer = None
+        if args.output:
+            writer = open_output(args.output, source.fps, source.stills, inputs_folder(args.source))
+        parts.append(writer)
         log = CsvLog(args.log, labels) if args.log else None
+        parts.append(log)
         timeline = EmotionTimeline(args.summary, labels) if args.summary else None
-        parts += [writer, log, timeline]
-        # Separate pictures share no faces: no smoothing or searching carried over between them.
-        stills = getattr(source, "stills", False)
-        pipeline = LivePipeline(model, labels, detector, smooth=0 if stills else args.smooth, margin=args.margin,
-                                bars=args.bars, rescan=0 if stills else args.rescan)
-        window = None if args.no_display else Window()
-        parts.append(window)
-        stats = run(source, pipeline, writer, [part for part in (log, timeline) if part], window, args.max_frames)
+        parts.append(timeline)
+        stats = run(source, pipeline, writer, [part for part in (log, timeline) if part], window, args.max_frames,
+                    paced=window is not None and not args.fast)
     except SinkError as error:
-        return fail(str(error))
+        return fail(str(error)), None
     except KeyboardInterrupt:
-        stats = None
+        pass
     finally:
         # Always finalise: the video stays playable and the log complete, whatever stopped us.
         problem = close_all(parts, SinkError)
     if problem:
-        return fail(problem)
+        return fail(problem), None
     if stats is None:
         print("realtime.py: stopped (Ctrl-C); outputs are complete up to the last frame", file=sys.stderr)
-        return 130
+        return 130, None
     if getattr(source, "failed", False):
         print("realtime.py: the camera stopped delivering frames; stopped and kept what was recorded", file=sys.stderr)
-    print(f"{stats['frames']} frames, {stats['faces']} faces, {stats['tracks']} tracked people, "
-          f"{stats['fps']:.1f} frames/s" + (f"; wrote {args.output}" if args.output else "")
-          + (f" and {args.log}" if args.log else ""))
+    print(closing_line(stats, source, args), flush=True)
     if timeline:
-        print(f"{timeline.summary()}; plot in {args.summary}")
-    return 0
+        print(f"{timeline.summary()}; plot in {args.summary}", flush=True)
+    return 0, stats
+
+
+def closing_line(stats, source, args):
+    """What was done: images and faces for pictures; frames, faces and tracked people for video."""
+    from expression.sink import plural
+
+    if source.stills:
+        line = (f"{plural(stats['frames'], 'image')}, {plural(stats['faces'], 'face')}, "
+                f"{stats['fps']:.1f} images/s")
+        if source.skipped:
+            line += f" ({plural(len(source.skipped), 'unreadable file')} skipped)"
+    else:
+        line = (f"{plural(stats['frames'], 'frame')}, {plural(stats['faces'], 'face')}, "
+                f"{plural(stats['tracks'], 'tracked person', 'tracked people')}, {stats['fps']:.1f} frames/s")
+    written = [str(path) for path in (args.output, args.log) if path]
+    return line + (f"; wrote {' and '.join(written)}" if written else "")
 
 
 def close_all(parts, error_type):
@@ -130,14 +239,16 @@ def close_all(parts, error_type):
     return problem
 
 
-def run(source, pipeline, writer, logs, window, max_frames):
-    """The frame loop; returns counts for the closing line."""
+def run(source, pipeline, writer, logs, window, max_frames, paced=False):
+    """The frame loop; returns counts for the closing line, the last frame and whether the source ended."""
     from expression.draw import draw_status
 
     frames = faces = 0
     started = time.perf_counter()
     progress = progress_line(getattr(source, "total", 0), max_frames, started) if window is None else None
-    fps, previous = 0.0, started
+    # In a window, a file plays at its own rate; a camera's frames come at theirs anyway.
+    wait_ms = frame_clock(source.fps) if paced and not source.live else None
+    fps, previous, last, ended = 0.0, started, None, True
     for frame in source.frames():
         tick = time.perf_counter()
         tracks = pipeline.process(frame)
@@ -145,19 +256,21 @@ def run(source, pipeline, writer, logs, window, max_frames):
         frames += 1
         faces += len(tracks)
         for log in logs:
-            log.write(frames - 1, tick - started, tracks)
+            log.write(frames - 1, tick - started, tracks, source.current)
         now = time.perf_counter()
         fps = 0.9 * fps + 0.1 / max(now - previous, 1e-6) if frames > 1 else 1 / max(now - previous, 1e-6)
         previous = now
         if window:
             draw_status(frame, fps, latency)
         if writer:
-            writer.write(frame)
+            writer.write(frame, source.current)
+        last = frame
         if window:
-            action = window.show(frame)
+            action = window.show(frame, wait_ms() if wait_ms else 1)
             if action == "pause":
                 action = window.hold(frame)
             if action == "quit":
+                ended = False
                 break
         if progress:
             progress(frames)
@@ -167,7 +280,28 @@ def run(source, pipeline, writer, logs, window, max_frames):
         print(file=sys.stderr)  # end the progress line
     elapsed = time.perf_counter() - started
     return {"frames": frames, "faces": faces, "tracks": pipeline.tracker.next_id - 1,
-            "fps": frames / elapsed if elapsed > 0 else 0.0}
+            "fps": frames / elapsed if elapsed > 0 else 0.0, "last": last, "ended": ended and last is not None}
+
+
+def frame_clock(fps):
+    """wait_ms() -> how long to keep up the frame being shown, so that the next one appears 1/fps later.
+
+    The next frame is taken to need as long to read and process as this one did. A frame that comes
+    late is shown at once and the clock goes on from it: a slow stretch or a pause is not made up for
+    by rushing, so a file never plays faster than its own rate.
+    """
+    clock = {"next": None, "resumed": None}
+
+    def wait_ms():
+        now = time.perf_counter()
+        work = now - clock["resumed"] if clock["resumed"] is not None else 0.0
+        if clock["next"] is None or clock["next"] < now:
+            clock["next"] = now  # the first frame, or a late one: its time is now
+        clock["next"] += 1 / fps
+        wait = max(0.001, clock["next"] - now - work)
+        clock["resumed"] = now + wait
+        return round(wait * 1000)
+    return wait_ms
 
 
 def progress_line(total, max_frames, started):

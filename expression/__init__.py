@@ -3,4 +3,15 @@
 Training side, in the order the data flows: data -> augment -> model -> fit -> report.
 Live side: source -> detect -> classify -> track -> draw -> sink, with `live` running
 one frame through detect..draw. `labels`, `model_files` and `backend` serve both sides.
+`recognizer` is the Python call: `from expression import EmotionRecognizer`.
 """
+
+__all__ = ["EmotionRecognizer"]
+
+
+def __getattr__(name):
+    # Imported on first use: `import expression` stays light (no OpenCV, no Keras) for train.py.
+    if name == "EmotionRecognizer":
+        from .recognizer import EmotionRecognizer
+        return EmotionRecognizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

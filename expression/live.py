@@ -15,19 +15,35 @@ STAGES = ("detect", "classify", "track", "draw")
 
 
 class LivePipeline:
-    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False, rescan=15):
+    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False, rescan=15, stills=False):
         self.labels, self.margin, self.bars = labels, margin, bars
         self.detector = detector or FaceDetector()
+        # Separate pictures share no faces: nothing is carried over between them (no smoothing, no
+        # searching around earlier boxes, no track ids), so each gets a full scan and its own probabilities.
+        self.stills = stills
+        if stills:
+            smooth, rescan = 0, 0
         # While faces are tracked, each frame searches around them and does 1/rescan of a full
         # scan, so a new face is found within `rescan` frames and no frame pays for a whole
         # scan (0 or 1: a full scan every frame).
         self.scan = SpreadScan(self.detector, rescan) if rescan > 1 else None
-        self.classifier = EmotionClassifier(model)
+        # A ready EmotionClassifier (e.g. from a cached export, startup.py), or a Keras model to wrap.
+        self.classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
         self.tracker = FaceTracker(smooth=smooth)
         self.milliseconds = {stage: 0.0 for stage in STAGES}  # of the last frame
 
     def process(self, frame):
         """Annotate `frame` in place (when it is a drawable BGR image); returns this frame's tracks."""
+        tracks = self.analyse(frame)
+        clock = time.perf_counter()
+        if drawable(frame):
+            for track in tracks:
+                draw_face(frame, track, self.labels, self.bars)
+        self._lap("draw", clock)
+        return tracks
+
+    def analyse(self, frame):
+        """This frame's tracks (box, id, probabilities), found without drawing: `frame` is left as it is."""
         clock = time.perf_counter()
         gray = to_gray(frame)
         if gray is None:
@@ -42,12 +58,10 @@ class LivePipeline:
         clock = self._lap("detect", clock)
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
         clock = self._lap("classify", clock)
+        if self.stills:
+            self.tracker = FaceTracker(smooth=0)  # each picture numbers its faces from 1
         tracks = self.tracker.update(boxes, probabilities)
-        clock = self._lap("track", clock)
-        if drawable(frame):
-            for track in tracks:
-                draw_face(frame, track, self.labels, self.bars)
-        self._lap("draw", clock)
+        self._lap("track", clock)
         return tracks
 
     def _lap(self, stage, started):

@@ -1,4 +1,4 @@
-"""Where annotated frames go: an OpenCV window, a video or image file, a CSV log, a summary plot."""
+"""Where annotated frames go: an OpenCV window, a video or image file, a folder of images, a CSV log, a summary plot."""
 import csv
 import os
 import sys
@@ -12,10 +12,16 @@ from .draw import label_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 ESC = 27
+NO_KEY = -1  # cv2.waitKey when no key was pressed
 
 
 class SinkError(Exception):
     """An output that cannot be written; str() is the user's message."""
+
+
+def plural(count, one, many=None):
+    """'1 frame', '2 frames'; `many` for irregular words ('tracked people')."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
 
 
 def check_writable(path, flag):
@@ -30,6 +36,56 @@ def check_writable(path, flag):
         raise SinkError(f"{path}: cannot write there (permission denied); pass {flag} with a writable path")
 
 
+def output_is_folder(path):
+    """--output names a folder (one annotated image per input image) when it is one or has no suffix."""
+    path = Path(path)
+    return path.is_dir() or not path.suffix
+
+
+def check_output(path, stills, inputs=None):
+    """Fail before the first frame: --output as a file, or as a folder for pictures (not beside `inputs`)."""
+    if not output_is_folder(path):
+        check_writable(path, "--output")
+        return
+    path = Path(path)
+    if not stills:
+        raise SinkError(f"{path}: a folder takes one annotated image per input image; for a video or camera "
+                        "pass --output FILE (e.g. out.mp4)")
+    if not path.is_dir() and not path.parent.is_dir():
+        raise SinkError(f"{path}: folder {path.parent} does not exist; create it or pass another --output folder")
+    if inputs is not None and path.resolve() == Path(inputs).resolve():
+        raise SinkError(f"{path}: is the folder of the input images, which would be overwritten; "
+                        "pass another --output folder")
+    if not os.access(path if path.is_dir() else path.parent, os.W_OK):
+        raise SinkError(f"{path}: cannot write there (permission denied); pass --output with a writable folder")
+
+
+def open_output(path, fps, stills, inputs=None):
+    """The writer for --output: an annotated video or image file, or a folder of annotated images."""
+    check_output(path, stills, inputs)
+    return ImageFolder(path) if output_is_folder(path) else FrameWriter(path, fps)
+
+
+class ImageFolder:
+    """One annotated image per input image, under the input's file name."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(exist_ok=True)
+
+    def write(self, frame, source=None):
+        frame = as_bgr(frame)
+        if frame is None or source is None:
+            return
+        path = self.folder / Path(source).name
+        if not cv2.imwrite(str(path), frame):
+            raise SinkError(f"{path}: could not write the image; check free space and that OpenCV writes "
+                            f"{path.suffix or 'this type'} files")
+
+    def close(self):
+        pass
+
+
 class FrameWriter:
     """An annotated video (.mp4/.avi), or for an image path the last frame as that image."""
 
@@ -38,7 +94,8 @@ class FrameWriter:
         self.path, self.fps = Path(path), fps
         self.writer, self.size, self.last, self.frames = None, None, None, 0
 
-    def write(self, frame):
+    def write(self, frame, source=None):
+        """Add `frame`; `source` (the file it came from) matters to ImageFolder only."""
         frame = as_bgr(frame)
         if frame is None:
             return
@@ -72,20 +129,22 @@ def as_bgr(frame):
 
 
 class CsvLog:
-    """One row per face per frame."""
+    """One row per face per frame; `source` names the image (or video) file the frame came from."""
 
     def __init__(self, path, labels):
         check_writable(path, "--log")
         self.file = open(path, "w", newline="")
         self.writer = csv.writer(self.file)
-        self.writer.writerow(["frame", "time_s", "track_id", "x", "y", "w", "h", "emotion", "confidence", *labels])
+        self.writer.writerow(["frame", "source", "time_s", "track_id", "x", "y", "w", "h", "emotion", "confidence",
+                              *labels])
         self.labels = labels
 
-    def write(self, frame_index, time_s, tracks):
+    def write(self, frame_index, time_s, tracks, source=None):
+        name = Path(source).name if source else ""  # a camera has no file
         for track in tracks:
             emotion, confidence = label_text(track, self.labels)
             x, y, w, h = (int(v) for v in track.box)
-            self.writer.writerow([frame_index, f"{time_s:.3f}", track.id, x, y, w, h, emotion,
+            self.writer.writerow([frame_index, name, f"{time_s:.3f}", track.id, x, y, w, h, emotion,
                                   f"{confidence:.4f}", *(f"{p:.4f}" for p in track.probabilities)])
 
     def close(self):
@@ -99,7 +158,7 @@ class EmotionTimeline:
         check_writable(path, "--summary")
         self.path, self.labels, self.rows = Path(path), labels, []
 
-    def write(self, frame_index, time_s, tracks):
+    def write(self, frame_index, time_s, tracks, source=None):
         for track in tracks:
             self.rows.append((time_s, f"face {track.id}", label_text(track, self.labels)[0]))
 
@@ -116,7 +175,7 @@ class EmotionTimeline:
         parts = []
         for face, rows in self._table().groupby("face", sort=False, observed=True):
             counts = rows["emotion"].value_counts()
-            parts.append(f"{face}: {counts.index[0]} {counts.iloc[0] / len(rows):.0%} of {len(rows)} frames")
+            parts.append(f"{face}: {counts.index[0]} {counts.iloc[0] / len(rows):.0%} of {plural(len(rows), 'frame')}")
         return "; ".join(parts)
 
     def close(self):
@@ -147,16 +206,12 @@ class Window:
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
 
     def show(self, frame, wait_ms=1):
-        cv2.imshow(self.title, frame)
-        key = cv2.waitKey(wait_ms) & 0xFF
-        if key in (ESC, ord("q"), ord("Q")):
-            return "quit"
+        """Show `frame` for wait_ms (a key ends the wait early)."""
+        key = self._key(frame, wait_ms)
+        if key is None or key in (ESC, ord("q"), ord("Q")):
+            return "quit"  # a quit key, or closed with the mouse
         if key == ord(" "):
             return "pause"
-        if key in (ord("s"), ord("S")):
-            self._snapshot(frame)  # handled here, so it works while paused too
-        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            return "quit"  # closed with the mouse
         return None
 
     def hold(self, frame):
@@ -165,6 +220,25 @@ class Window:
             action = self.show(frame, wait_ms=50)
             if action in ("pause", "quit"):
                 return None if action == "pause" else action
+
+    def linger(self, frame):
+        """At the end of a file: keep its last frame up until any key (s still saves a snapshot)."""
+        cv2.setWindowTitle(self.title, f"{self.title} - finished, press any key")
+        while True:
+            key = self._key(frame, 100)
+            if key is None or key not in (NO_KEY, ord("s"), ord("S")):
+                return
+
+    def _key(self, frame, wait_ms):
+        """The key pressed while `frame` is shown (NO_KEY: none); None once the window is closed."""
+        cv2.imshow(self.title, frame)
+        key = cv2.waitKey(wait_ms)
+        key = NO_KEY if key == NO_KEY else key & 0xFF
+        if key in (ord("s"), ord("S")):
+            self._snapshot(frame)  # handled here, so it works while paused and at the end too
+        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return None  # closed with the mouse
+        return key
 
     def _snapshot(self, frame):
         self.snapshots += 1

@@ -17,32 +17,50 @@ class SourceError(Exception):
     """A source that cannot be opened or read; str() is the user's message."""
 
 
+def check_source(spec):
+    """'camera', 'video' or 'images': what `spec` names, told from the file system alone.
+
+    Nothing is opened or decoded, so a mistyped path is reported at once, before the model loads.
+    """
+    spec = str(spec)
+    if spec.isdigit():
+        return "camera"
+    path = Path(spec)
+    if path.is_dir():
+        if not image_files(path):
+            raise SourceError(f"{path}: folder has no images (.jpg/.png); pass a folder of images, a video or a camera index")
+        return "images"
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder; pass --source with a camera index, video, image or folder")
+    return "images" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def image_files(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def open_source(spec, retry_seconds=3.0):
     """Frames from `spec`: '0' (camera index), a video, an image or a folder of images."""
     spec = str(spec)
-    if spec.isdigit():
+    kind, path = check_source(spec), Path(spec)
+    if kind == "camera":
         return CameraSource(int(spec), retry_seconds)
-    path = Path(spec)
-    if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise SourceError(f"{path}: folder has no images (.jpg/.png); pass a folder of images, a video or a camera index")
-        return ImageSource(images)
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder; pass --source with a camera index, video, image or folder")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([path])
-    return VideoSource(path)
+    if kind == "video":
+        return VideoSource(path)
+    return ImageSource(image_files(path) if path.is_dir() else [path])
 
 
 class ImageSource:
-    """Each image file is one frame; unreadable files are skipped with a note."""
+    """Each image file is one frame; unreadable files are skipped with a note.
+
+    `current` is the file the latest frame came from (each source has one; None for a camera).
+    """
     live = False
     stills = True  # unrelated pictures: nothing carries over from one frame to the next
-    fps = 1.0
+    fps = 1.0  # shown in a window, one picture a second unless --fast
 
     def __init__(self, paths):
-        self.paths, self.skipped = list(paths), []
+        self.paths, self.skipped, self.current = list(paths), [], None
         self.total = len(self.paths)  # frames to expect, for the progress line
         if len(self.paths) == 1 and read_image(self.paths[0]) is None:
             raise SourceError(f"{self.paths[0]}: not a readable image; pass a .jpg or .png file")
@@ -53,6 +71,7 @@ class ImageSource:
             if frame is None:
                 self.skipped.append(path)
                 continue
+            self.current = path
             yield frame
 
     def close(self):
@@ -85,9 +104,10 @@ def frame_rate(capture, default):
 
 class VideoSource:
     live = False
+    stills = False
 
     def __init__(self, path):
-        self.path = path
+        self.path = self.current = path
         self.capture = cv2.VideoCapture(str(path))
         self.first = first_frame(self.capture, f"{path}: cannot read this video (unknown format or damaged file); "
                                                "pass an .mp4/.avi video, an image, a folder or a camera index")
@@ -109,6 +129,8 @@ class VideoSource:
 class CameraSource:
     """The newest frame of a webcam, read by a background thread."""
     live = True
+    stills = False
+    current = None  # no file behind the frames
 
     def __init__(self, index, retry_seconds=3.0, capture=None):
         self.index, self.retry_seconds = index, retry_seconds

@@ -29,7 +29,8 @@ def test_standardising_makes_brightness_and_contrast_irrelevant():
     model = with_trained_statistics(build_model(width=4, convs=(1, 1, 1, 1), normalize=True))
     x = faces(3)
     darker = x * 0.5 + 20
-    np.testing.assert_allclose(model.predict(darker, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    # (equal up to the epsilon under the variance, which weighs 4x more on the darker copy)
+    np.testing.assert_allclose(model.predict(darker, verbose=0), model.predict(x, verbose=0), atol=1e-3)
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 """realtime.py as a user runs it: headless on a video of real faces, images, folders, bad input."""
 import csv
 import json
+import re
+import shutil
+import subprocess
+import sys
 import time
 
 import cv2
@@ -8,12 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import MODELS, assert_clean_error, run_script
+from conftest import MODELS, ROOT, assert_clean_error, run_script
 from expression.classify import crop_faces
 from expression.labels import COLORS
 from expression.detect import iou
 
-MODEL_ARGS = ["--model", MODELS / "emotion.json", "--weights", MODELS / "emotion.weights.h5"]
+MODEL_ARGS = ["--model", MODELS]  # the folder train.py writes
+# What TensorFlow and CUDA print as they load, unless realtime.py keeps it off the terminal.
+CHATTER = ("cuda", "cuinit", "onednn", "absl", "tensorflow")
 
 
 def read_log(path):
@@ -39,7 +45,8 @@ def headless_run(face_video, tmp_path_factory):
 
 def test_headless_video_is_annotated_and_playable(headless_run):
     out, frames, boxes, result = headless_run
-    assert f"{len(frames)} frames" in result.stdout
+    assert f"{len(frames)} frames" in result.stdout and "tracked people" in result.stdout
+    assert result.stderr == ""
     capture = cv2.VideoCapture(str(out / "annotated.mp4"))
     written = []
     while True:
@@ -91,28 +98,121 @@ def test_labels_equal_plain_keras_predict_on_the_same_crops(headless_run):
         assert row["emotion"] == labels[int(np.argmax(logged))]
 
 
-def test_image_and_folder_sources(detectable_faces, tmp_path):
-    folder = tmp_path / "photos"
+def write_face_images(faces, folder):
     folder.mkdir()
-    for i, face in enumerate(detectable_faces[:2]):
+    for i, face in enumerate(faces):
         frame = np.full((360, 480, 3), 110, np.uint8)
         frame[100:260, 160:320] = cv2.cvtColor(cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC),
                                                cv2.COLOR_GRAY2BGR)
         cv2.imwrite(str(folder / f"{i}.png"), frame)
-    (folder / "readme.txt").write_text("ignored")
+    return folder
+
+
+def test_image_source_is_one_image_with_a_quiet_terminal(detectable_faces, tmp_path):
+    folder = write_face_images(detectable_faces[:1], tmp_path / "photos")
     result = run_script("realtime.py", "--source", folder / "0.png", "--no-display", "--output",
                         tmp_path / "one.png", *MODEL_ARGS)
     assert result.returncode == 0, result.stderr
     annotated = cv2.imread(str(tmp_path / "one.png"))
     assert annotated.shape == (360, 480, 3) and (annotated != cv2.imread(str(folder / "0.png"))).any()
+    assert result.stdout.startswith("1 image, 1 face, "), result.stdout  # not "1 frames, 1 faces"
+    # TensorFlow's C++ start-up lines ("Could not find cuda drivers", "cuInit", "oneDNN") come before
+    # TF_CPP_MIN_LOG_LEVEL applies; realtime.py holds them back.
+    assert not any(word in result.stderr.lower() for word in CHATTER), result.stderr
+    assert result.stderr == ""
+
+
+def test_folder_of_images_logs_each_file_and_writes_an_annotated_folder(detectable_faces, tmp_path):
+    folder = write_face_images(detectable_faces[:2], tmp_path / "photos")
+    (folder / "readme.txt").write_text("ignored")
+    (folder / "broken.jpg").write_text("not an image")  # skipped, and counted as such
+    out = tmp_path / "annotated"  # no suffix: a folder, made here
     result = run_script("realtime.py", "--source", folder, "--no-display", "--log", tmp_path / "log.csv",
-                        *MODEL_ARGS)
+                        "--output", out, *MODEL_ARGS)
     assert result.returncode == 0, result.stderr
-    assert "2 frames, 2 faces" in result.stdout
+    assert "2 images, 2 faces" in result.stdout and "1 unreadable file skipped" in result.stdout
+    assert "tracked" not in result.stdout
+    rows = read_log(tmp_path / "log.csv")
+    # Each picture names its file and numbers its own faces: nothing links faces of different pictures.
+    assert [(row["frame"], row["source"], row["track_id"]) for row in rows] == [("0", "0.png", "1"),
+                                                                               ("1", "1.png", "1")]
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png"]
+    for name in ("0.png", "1.png"):
+        original, annotated = cv2.imread(str(folder / name)), cv2.imread(str(out / name))
+        assert annotated.shape == original.shape and (annotated != original).any()
+    # An existing folder works too; the input folder itself is refused, so no picture is overwritten.
+    result = run_script("realtime.py", "--source", folder / "1.png", "--no-display", "--output", out, *MODEL_ARGS)
+    assert result.returncode == 0 and "1 image, 1 face" in result.stdout, result.stderr
+    assert_clean_error(run_script("realtime.py", "--source", folder, "--no-display", "--output", folder,
+                                  *MODEL_ARGS), "overwritten", "another --output folder")
+
+
+def test_video_log_names_the_video(headless_run, face_video):
+    out, _, _, _ = headless_run
+    assert {row["source"] for row in read_log(out / "log.csv")} == {face_video[0].name}
+
+
+def test_runs_from_any_folder_with_the_model_beside_the_script(face_video, tmp_path):
+    # No --model: models/ is found beside realtime.py, not in the current folder.
+    result = subprocess.run([sys.executable, ROOT / "realtime.py", "--source", face_video[0], "--no-display",
+                             "--max-frames", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1 frame, "), result.stdout  # not "1 frames"
+    assert result.stderr == ""
+
+
+def test_model_json_gives_the_same_faces_as_its_folder(face_video, headless_run, tmp_path):
+    copy = tmp_path / "my model"
+    shutil.copytree(MODELS, copy)
+    result = run_script("realtime.py", "--source", face_video[0], "--no-display", "--smooth", "0",
+                        "--log", tmp_path / "log.csv", "--model", copy / "emotion.json")
+    assert result.returncode == 0, result.stderr
+
+    def faces(rows):
+        return [{key: value for key, value in row.items() if key != "time_s"} for row in rows]
+    assert faces(read_log(tmp_path / "log.csv")) == faces(read_log(headless_run[0] / "log.csv"))
+
+
+def test_file_with_an_output_and_no_screen_runs_without_a_window(detectable_faces, tmp_path):
+    folder = write_face_images(detectable_faces[:1], tmp_path / "photos")
+    result = run_script("realtime.py", "--source", folder / "0.png", "--output", tmp_path / "out.png", *MODEL_ARGS,
+                        env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (360, 480, 3)
+    assert result.stderr.count("\n") == 1 and "no window" in result.stderr and "error" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["model_folder", "model_file", "source_file", "keras_file", "folder_without_model"])
+def test_bad_paths_are_reported_before_tensorflow_starts(case, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = {"model_folder": ["--model", tmp_path / "no-models"],
+            "folder_without_model": ["--model", tmp_path / "empty"],
+            "model_file": ["--model", tmp_path / "emotion.json"],
+            "source_file": ["--source", tmp_path / "nowhere.jpg"],
+            "keras_file": ["--model", tmp_path / "emotion.keras"]}[case]
+    started = time.monotonic()
+    # (README.md stands for a video: it is never opened, as a path fails first)
+    result = run_script("realtime.py", "--source", ROOT / "README.md", "--no-display", *args)
+    elapsed = time.monotonic() - started
+    line = assert_clean_error(result, args[1].name)
+    assert elapsed < 1.5, f"{elapsed:.2f} s: the paths are checked after TensorFlow loads"
+    assert not any(word in result.stderr.lower() for word in CHATTER), result.stderr
+    if case == "keras_file":
+        assert "folder train.py wrote" in line and "emotion.json" in line
+
+
+def test_every_option_says_its_default():
+    result = run_script("realtime.py", "--help")
+    options = re.split(r"\n  (?=-)", result.stdout.split("options:")[1])[1:]
+    assert len(options) >= 19
+    for option in options:
+        if not option.startswith("-h"):
+            assert "(default: " in " ".join(option.split()), option
 
 
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
-                                  "mismatched_weights", "output_folder_missing", "no_display", "bad_smooth",
+                                  "mismatched_weights", "output_folder_missing", "no_display", "camera_no_display",
+                                  "output_folder_for_video", "model_without_files", "bad_smooth",
                                   "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan",
                                   "scale_factor_one", "missing_cascade", "broken_cascade"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
@@ -140,9 +240,18 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "output_folder_missing":
         args += ["--output", tmp_path / "missing" / "out.mp4"]
         expect = ["does not exist"]
-    elif case == "no_display":
+    elif case == "no_display":  # a file, but nothing written: without a window it would do nothing
         args.remove("--no-display")
         expect = ["--no-display"]
+    elif case == "camera_no_display":  # the camera needs a window even with an output
+        args = ["--source", "0", "--output", tmp_path / "out.mp4", *MODEL_ARGS]
+        expect = ["--no-display"]
+    elif case == "output_folder_for_video":
+        args += ["--output", tmp_path / "frames"]
+        expect = ["frames", "--output FILE"]
+    elif case == "model_without_files":
+        args += ["--model", tmp_path]
+        expect = ["emotion.json", "folder train.py wrote"]
     elif case == "missing_labels":
         args += ["--labels", tmp_path / "nowhere.json"]
         expect = ["nowhere.json", "not found"]
@@ -169,7 +278,7 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "bad_smooth":
         args += ["--smooth", "1.5"]
         expect = ["--smooth"]
-    env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""} if case == "no_display" else None
+    env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""} if case in ("no_display", "camera_no_display") else None
     assert_clean_error(run_script("realtime.py", *args, env=env), *expect)
 
 
@@ -260,3 +369,36 @@ def test_camera_that_stops_mid_run_ends_cleanly_with_outputs_kept(detectable_fac
     assert written == shown
     rows = read_log(tmp_path / "log.csv")
     assert rows and max(int(row["frame"]) for row in rows) == shown - 1
+
+
+def test_a_cached_export_starts_the_demo_without_tensorflow_and_a_stale_one_is_replaced(detectable_faces, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("emotion.opencv.*"))
+    image = tmp_path / "face.png"
+    frame = np.full((360, 480), 110, np.uint8)
+    frame[100:260, 160:320] = cv2.resize(detectable_faces[0], (160, 160), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(image), frame)
+    args = ["realtime.py", "--source", image, "--no-display", "--model", models, "--log", tmp_path / "faces.csv"]
+    first = run_script(*args)  # through Keras: writes the export beside the weights
+    assert first.returncode == 0, first.stderr
+    assert (models / "emotion.opencv.pb").is_file() and (models / "emotion.opencv.json").is_file()
+    rows = log_without_times(tmp_path / "faces.csv")
+    # TensorFlow and Keras made unimportable: the second start must not need them at all.
+    for name in ("tensorflow", "keras"):
+        (tmp_path / "blocked" / name).mkdir(parents=True)
+        (tmp_path / "blocked" / name / "__init__.py").write_text(f"raise ImportError('{name} was imported')")
+    second = run_script(*args, env={"PYTHONPATH": str(tmp_path / "blocked")})
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+    assert log_without_times(tmp_path / "faces.csv") == rows  # the same faces and probabilities
+    (models / "emotion.weights.h5").write_bytes((models / "emotion.weights.h5").read_bytes())  # same bytes: still valid
+    meta = (models / "emotion.opencv.json").read_text()
+    (models / "emotion.opencv.json").write_text(meta.replace('"emotion.weights.h5": "', '"emotion.weights.h5": "0'))
+    third = run_script(*args)  # a stale cache: Keras again, and a fresh export
+    assert third.returncode == 0, third.stderr
+    assert log_without_times(tmp_path / "faces.csv") == rows
+    assert (models / "emotion.opencv.json").read_text() == meta
+
+
+def log_without_times(path):
+    """The --log rows without the time column, which differs from run to run."""
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(open(path))]

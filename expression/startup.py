@@ -1,0 +1,151 @@
+"""Start the live side fast and quietly: model paths checked before Keras loads, the cached
+OpenCV export used while it matches the model files (then TensorFlow is never imported), and
+TensorFlow's native start-up lines kept off the terminal when it is.
+
+Shared by realtime.py and EmotionRecognizer, so the two load models the same way.
+"""
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parent.parent / "models"  # the repository's models/, wherever we run from
+
+# Lines that TensorFlow's C++ libraries print while they load, through Abseil before logging is set up,
+# so TF_CPP_MIN_LOG_LEVEL does not reach them ("Could not find cuda drivers", "cuInit", "oneDNN").
+# Abseil's "I0000 00:00:1795603920.587589    5594 cudart_stub.cc:31] ..." (its seconds may be a whole
+# timestamp), or older TensorFlow's "2019-08-26 11:45:17.907378: I tensorflow/.../dso_loader.cc:44] ...".
+NATIVE_LOG = re.compile(r"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ "
+                        r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )\S+:\d+\] ")
+ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
+
+class ModelPathError(ValueError):
+    """A model path that cannot be right; str() is the user's message."""
+
+
+def check_model_paths(model, weights=None, labels=None):
+    """Check --model (a folder train.py wrote, or its emotion.json), --weights and --labels by path alone."""
+    model = Path(model)
+    if model.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        raise ModelPathError(f"{model}: {model.suffix} files are not read here; pass the folder train.py wrote "
+                             "(e.g. models/) or the emotion.json in it, with its emotion.weights.h5 beside it")
+    if not model.exists():
+        raise ModelPathError(f"{model}: model not found; pass the folder train.py wrote (e.g. models/) or its "
+                             "emotion.json, or run train.py to create one")
+    if model.is_dir():
+        from .model_files import MODEL_JSON, WEIGHTS  # file names only: no Keras import
+
+        needed = [MODEL_JSON] + ([WEIGHTS] if weights is None else [])
+        missing = [name for name in needed if not (model / name).is_file()]
+        if missing:
+            raise ModelPathError(f"{model}: no {missing[0]} in this folder; pass the folder train.py wrote "
+                                 "(it holds emotion.json and emotion.weights.h5)")
+    for path, flag in ((weights, "--weights"), (labels, "--labels")):
+        if path is not None and not Path(path).is_file():
+            raise ModelPathError(f"{path}: {flag} file not found; pass {flag} PATH, or leave it out to use the "
+                                 "one beside the model")
+
+
+def load_model_files(model, weights=None, labels=None):
+    """(Keras model, labels) from a model folder or JSON; weights and labels default to the files beside it."""
+    from .model_files import LABELS, MODEL_JSON, WEIGHTS, load_model, load_model_folder
+
+    model = Path(model)
+    if model.is_dir() and weights is None and labels is None:
+        return load_model_folder(model)
+    model_json = model / MODEL_JSON if model.is_dir() else model
+    labels_json = Path(labels) if labels else model_json.with_name(LABELS)
+    return load_model(model_json, Path(weights) if weights else model_json.with_name(WEIGHTS),
+                      labels_json if labels or labels_json.is_file() else None)
+
+
+@contextmanager
+def quiet_native_logs():
+    """Hold back what native code writes to stderr meanwhile; then pass it on without TensorFlow's start-up logs.
+
+    Log lines below TF_CPP_MIN_LOG_LEVEL (TensorFlow's default when unset: 0, all pass) are dropped, as
+    TensorFlow drops its own later ones; everything else (Python warnings, our own messages) passes,
+    in order. Works on file descriptor 2: the C++ libraries write there, not to sys.stderr.
+    """
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr to redirect (pythonw), or a level we cannot read
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not native_chatter(line, level)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+def native_chatter(line, level):
+    if line.startswith(ABSL_PREAMBLE):
+        return level >= 1  # it is a warning about the lines that follow
+    match = NATIVE_LOG.match(line)
+    return bool(match) and "IWEF".index(match.group(1) or match.group(2)) < level
+
+
+def load_classifier(model, weights=None, labels=None):
+    """(EmotionClassifier, labels) for a model folder or JSON; raises ModelError naming the fix
+    (a Keras backend that cannot load included).
+
+    The cached OpenCV export beside the weights is used when it matches them and the backend is
+    TensorFlow's (the export is of that path): no TensorFlow start-up then. Otherwise Keras loads
+    the model (its native log lines held back) and the export is cached for the next start.
+    """
+    from .classify import EmotionClassifier
+    from .export import load_cache, save_cache
+    from .model_files import LABELS
+
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    default_files = weights is None and (Path(model).is_dir() or Path(model).name == "emotion.json")
+    if default_files and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        net = load_cache(folder)
+        labels_json = Path(labels) if labels else folder / LABELS
+        if net is not None:
+            names = _labels(labels_json, net.classes)
+            if names is not None:
+                return EmotionClassifier(net=net), names
+    from .backend import backend_problem
+    from .model_files import ModelError
+
+    with quiet_native_logs():
+        problem = backend_problem()  # imports Keras
+        if problem:
+            raise ModelError(problem)
+        keras_model, names = load_model_files(model, weights, labels)
+        classifier = EmotionClassifier(keras_model)
+    if default_files and classifier.net is not None:
+        save_cache(classifier.net, folder)  # a read-only folder just means no cache
+    return classifier, names
+
+
+def _labels(path, classes):
+    """The label list of a labels.json (FER2013's when there is none), or None when it does not fit."""
+    import json
+
+    from .labels import EMOTIONS
+
+    if not path.is_file():
+        return list(EMOTIONS) if classes == len(EMOTIONS) else None
+    try:
+        names = json.loads(path.read_text())["labels"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # Keras' loader then names the problem
+    return names if len(names) == classes else None
