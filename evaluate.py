@@ -18,15 +18,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models", help="folder with emotion.json, emotion.weights.h5, labels.json")
+    p.add_argument("--model", default="models",
+                   help="folder with emotion.json, emotion.weights.h5, labels.json (default: models)")
     p.add_argument("--data", default="data/fer2013/test",
                    help="a split folder DIR/<emotion>/*.jpg, a folder with split folders (with --split), "
-                        "or Kaggle's fer2013.csv")
+                        "or Kaggle's fer2013.csv; images of any size are read as grayscale and resized to 48x48 "
+                        "(default: data/fer2013/test)")
     p.add_argument("--split", default=None,
                    help="which split: train, val or test, or Kaggle's Training, PublicTest or PrivateTest "
-                        "(default for a CSV: test, i.e. PrivateTest)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average flips and shifts")
-    p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+                        "(default: none for a folder; test, i.e. PrivateTest, for a CSV)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average flips and shifts (default: off)")
+    p.add_argument("--out", default=None, help="also write the metrics as JSON here (default: none)")
     return p.parse_args(argv)
 
 

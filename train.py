@@ -26,7 +26,7 @@ def parse_args(argv=None):
                    help="folder with train/, test/ and optionally val/, or Kaggle's fer2013.csv (default: data/fer2013)")
     p.add_argument("--explore", action="store_true",
                    help="print the images per emotion and split, write data_counts.png and data_samples.png "
-                        "to the output folder, and stop without training")
+                        "to the output folder, and stop without training (default: off)")
     p.add_argument("--out", default=None,
                    help="where the model files and the report go (default: a new folder runs/<date>-<time>/ "
                         "beside train.py)")
@@ -34,37 +34,40 @@ def parse_args(argv=None):
                    help="allow --out to be a folder that already holds a model, e.g. models/ (default: refuse)")
     p.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
-    p.add_argument("--lr", type=float, default=0.01, help="peak learning rate of the cosine schedule")
-    p.add_argument("--width", type=int, default=32, help="filters in the first stage; doubled each stage")
+    p.add_argument("--lr", type=float, default=0.01, help="peak learning rate of the cosine schedule (default: 0.01)")
+    p.add_argument("--width", type=int, default=32, help="filters in the first stage; doubled each stage (default: 32)")
     p.add_argument("--convs", default="1112", help="3x3 convs per stage, one digit per stage (default: 1112)")
-    p.add_argument("--dropout", type=float, default=0.4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch")
-    p.add_argument("--normalize", action="store_true",
-                   help="standardise each face's brightness and contrast inside the model (to FER2013's average)")
+    p.add_argument("--dropout", type=float, default=0.4, help="dropout before each dense layer (default: 0.4)")
+    p.add_argument("--label-smoothing", type=float, default=0.1,
+                   help="share of each target spread over all emotions (default: 0.1)")
+    p.add_argument("--erase", type=float, default=0.5, help="share of training images given a random-erasing patch (default: 0.5)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
+                   help="standardise each face's brightness and contrast inside the model, to FER2013's average "
+                        "(default: on; --no-normalize: the plain net)")
     p.add_argument("--robust", action="store_true",
-                   help="also jitter gamma, resolution and noise, as real cameras and photos differ from FER2013")
+                   help="also jitter gamma, resolution and noise, as real cameras and photos differ from FER2013 "
+                        "(default: off)")
     p.add_argument("--class-weight", action="store_true",
-                   help="weight each emotion's loss by 1 / its share of the training images (balanced)")
+                   help="weight each emotion's loss by 1 / its share of the training images (balanced; default: off)")
     p.add_argument("--teacher", default=None,
                    help="distil this model folder (emotion.json + weights): the targets mix its 10-view TTA "
-                        "probabilities with the true labels")
-    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default 0.5)")
+                        "probabilities with the true labels (default: none)")
+    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
-                                               "e.g. to fine-tune a trained model")
-    p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (0: off)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/")
-    p.add_argument("--limit", type=int, default=0, help="use at most this many training images (quick runs)")
-    p.add_argument("--strict", action="store_true", help="treat data warnings (skipped files, duplicates) as errors")
-    p.add_argument("--seed", type=int, default=0)
+                                               "e.g. to fine-tune a trained model (default: none, random weights)")
+    p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (default: 0, off)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/ (default: 0.1)")
+    p.add_argument("--limit", type=int, default=0, help="use at most this many training images, for quick runs (default: 0, all)")
+    p.add_argument("--strict", action="store_true", help="treat data warnings (skipped files, duplicates) as errors (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and augmentation (default: 0)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="compute in bfloat16 (weights stay float32): faster on GPUs and on CPUs with AMX, "
-                        "slower elsewhere; the saved model is float32")
+                        "slower elsewhere; the saved model is float32 (default: off)")
     p.add_argument("--distribute", action="store_true",
-                   help="train data-parallel on every GPU (or logical CPU device) here; see README")
+                   help="train data-parallel on every GPU (or logical CPU device) here; see docs/design.md (default: off)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
     return p.parse_args(argv)
 
 

@@ -201,10 +201,11 @@ def test_bad_paths_are_reported_before_tensorflow_starts(case, tmp_path):
         assert "folder train.py wrote" in line and "emotion.json" in line
 
 
-def test_every_option_says_its_default():
-    result = run_script("realtime.py", "--help")
+@pytest.mark.parametrize("script, count", [("realtime.py", 19), ("train.py", 29), ("evaluate.py", 5)])
+def test_every_option_says_its_default(script, count):
+    result = run_script(script, "--help")
     options = re.split(r"\n  (?=-)", result.stdout.split("options:")[1])[1:]
-    assert len(options) >= 19
+    assert len(options) >= count
     for option in options:
         if not option.startswith("-h"):
             assert "(default: " in " ".join(option.split()), option
