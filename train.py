@@ -48,7 +48,7 @@ def parse_args(argv=None):
                    help="also jitter gamma, resolution and noise, as real cameras and photos differ from FER2013 "
                         "(default: off)")
     p.add_argument("--class-weight", action="store_true",
-                   help="weight each emotion's loss by 1 / its share of the training images (balanced; default: off)")
+                   help="weight each emotion's loss by 1 / its share of the training images, balanced (default: off)")
     p.add_argument("--teacher", default=None,
                    help="distil this model folder (emotion.json + weights): the targets mix its 10-view TTA "
                         "probabilities with the true labels (default: none)")
