@@ -61,7 +61,8 @@ def main(argv=None):
           f"{' (TTA, 10 views)' if args.tta else ''}")
     for line in data_warnings({name or data.name: split}):
         print(f"warning: {line}")
-    print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+    print(f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}  "
+          f"macro F1 {metrics['macro_f1']:.4f}  "
           f"expected calibration error {metrics['expected_calibration_error']:.4f}")
     print(per_class.round(3).to_string())
     print("confusion matrix (rows true, columns predicted):")

@@ -5,22 +5,11 @@ TensorFlow's native start-up lines kept off the terminal when it is.
 Shared by realtime.py and EmotionRecognizer, so the two load models the same way.
 """
 import os
-import re
-import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
+from .backend import quiet_native_logs
+
 MODELS = Path(__file__).resolve().parent.parent / "models"  # the repository's models/, wherever we run from
-
-# Lines that TensorFlow's C++ libraries print while they load, through Abseil before logging is set up,
-# so TF_CPP_MIN_LOG_LEVEL does not reach them ("Could not find cuda drivers", "cuInit", "oneDNN").
-# Abseil's "I0000 00:00:1795603920.587589    5594 cudart_stub.cc:31] ..." (its seconds may be a whole
-# timestamp), or older TensorFlow's "2019-08-26 11:45:17.907378: I tensorflow/.../dso_loader.cc:44] ...".
-NATIVE_LOG = re.compile(r"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ "
-                        r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )\S+:\d+\] ")
-ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-
 
 class ModelPathError(ValueError):
     """A model path that cannot be right; str() is the user's message."""
@@ -62,45 +51,6 @@ def load_model_files(model, weights=None, labels=None):
                       labels_json if labels or labels_json.is_file() else None)
 
 
-@contextmanager
-def quiet_native_logs():
-    """Hold back what native code writes to stderr meanwhile; then pass it on without TensorFlow's start-up logs.
-
-    Log lines below TF_CPP_MIN_LOG_LEVEL (TensorFlow's default when unset: 0, all pass) are dropped, as
-    TensorFlow drops its own later ones; everything else (Python warnings, our own messages) passes,
-    in order. Works on file descriptor 2: the C++ libraries write there, not to sys.stderr.
-    """
-    try:
-        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no stderr to redirect (pythonw), or a level we cannot read
-        saved = None
-    if saved is None:
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                    if not native_chatter(line, level)]
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
-
-
-def native_chatter(line, level):
-    if line.startswith(ABSL_PREAMBLE):
-        return level >= 1  # it is a warning about the lines that follow
-    match = NATIVE_LOG.match(line)
-    return bool(match) and "IWEF".index(match.group(1) or match.group(2)) < level
-
-
 def load_classifier(model, weights=None, labels=None):
     """(EmotionClassifier, labels) for a model folder or JSON; raises ModelError naming the fix
     (a Keras backend that cannot load included).
@@ -125,10 +75,10 @@ def load_classifier(model, weights=None, labels=None):
     from .backend import backend_problem
     from .model_files import ModelError
 
+    problem = backend_problem()  # imports Keras, quietly
+    if problem:
+        raise ModelError(problem)
     with quiet_native_logs():
-        problem = backend_problem()  # imports Keras
-        if problem:
-            raise ModelError(problem)
         keras_model, names = load_model_files(model, weights, labels)
         classifier = EmotionClassifier(keras_model)
     if default_files and classifier.net is not None:

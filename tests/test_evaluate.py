@@ -2,6 +2,7 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import MODELS, assert_clean_error, needs_data, run_script
@@ -63,3 +64,12 @@ def test_evaluate_bad_csv_or_split_is_one_clear_line(case, tmp_path):
         write_fer_csv(csv_path, random_rows("PrivateTest", 1))
         args, expect = ["--split", "holdout"], ["unknown split 'holdout'", "PrivateTest"]
     assert_clean_error(run_script("evaluate.py", "--model", MODELS, "--data", csv_path, *args), *expect)
+
+
+def test_macro_recall_weighs_every_present_emotion_equally():
+    from expression.report import classification_metrics
+    labels = np.array([3] * 8 + [1, 1])  # eight happy faces, two disgusted ones
+    probabilities = np.eye(7)[[3] * 8 + [1, 6]]  # every happy face right, one disgusted face right
+    metrics = classification_metrics(labels, probabilities)
+    assert metrics["accuracy"] == 0.9
+    assert metrics["macro_recall"] == 0.75  # (1 + 0.5) / 2: the five absent emotions do not count

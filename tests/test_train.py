@@ -1,5 +1,6 @@
 """train.py end to end on a small real subset of FER2013, its outputs, interruption and bad input."""
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,8 @@ def test_train_writes_every_output(trained):
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert "test accuracy" in result.stdout
+    chatter = [line for line in result.stderr.splitlines() if re.search(r"cuda|cuInit|oneDNN|absl", line, re.I)]
+    assert not chatter, chatter  # TensorFlow's native start-up lines stay off the terminal
     metrics = json.loads((out / "metrics.json").read_text())
     test = metrics["test"]
     assert set(test["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
