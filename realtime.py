@@ -47,8 +47,12 @@ def parse_args(argv=None):
     p.add_argument("--smooth", type=float, default=0.6,
                    help="EMA weight of a face's past probabilities, 0..1 (default: 0.6; 0: off; images: always off)")
     p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities (default: off)")
-    p.add_argument("--detect-width", type=int, default=320,
-                   help="detect faces on a copy this wide (default: 320; 0: full size)")
+    p.add_argument("--min-face", type=int, default=40,
+                   help="smallest face to find, in the frame's own pixels, at any frame size (default: 40, a face "
+                        "about 4 m from a 720p webcam; smaller finds farther faces, slower)")
+    p.add_argument("--detect-width", type=int, default=0,
+                   help="detect faces on a copy at most this wide, for speed; faces under 20 px in the copy are "
+                        "then missed (default: 0, no cap: the copy is as small as --min-face allows)")
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step (default: 1.1)")
     p.add_argument("--min-neighbors", type=int, default=3,
                    help="Haar cascade neighbours needed for a face (default: 3)")
@@ -71,6 +75,8 @@ def fail(message, code=2):
 def check_options(args):
     if not 0 <= args.smooth < 1:
         return f"--smooth {args.smooth}: give a number from 0 (off) to below 1"
+    if args.min_face < 1:
+        return f"--min-face {args.min_face}: give the smallest face's width in pixels, e.g. 40"
     if args.scale_factor <= 1:
         return f"--scale-factor {args.scale_factor}: must be above 1 (e.g. 1.1)"
     if min(args.max_frames, args.min_neighbors, args.detect_width, args.margin, args.rescan) < 0:
@@ -126,7 +132,8 @@ def main(argv=None):
 
     try:
         kind = check_paths(args)
-        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, cascade=args.cascade)
+        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, min_face=args.min_face,
+                                cascade=args.cascade)
     except (ModelPathError, SourceError, SinkError, DetectorError) as error:
         return fail(str(error))
     problem = check_screen(args, kind)

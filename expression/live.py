@@ -8,7 +8,7 @@ import numpy as np
 
 from .classify import EmotionClassifier, crop_faces
 from .detect import FaceDetector, SpreadScan, to_gray
-from .draw import draw_face
+from .draw import draw_faces
 from .track import FaceTracker
 
 STAGES = ("detect", "classify", "track", "draw")
@@ -23,6 +23,7 @@ class LivePipeline:
         self.stills = stills
         if stills:
             smooth, rescan = 0, 0
+            self.detector = self.detector.for_stills()
         # While faces are tracked, each frame searches around them and does 1/rescan of a full
         # scan, so a new face is found within `rescan` frames and no frame pays for a whole
         # scan (0 or 1: a full scan every frame).
@@ -30,6 +31,7 @@ class LivePipeline:
         # A ready EmotionClassifier (e.g. from a cached export, startup.py), or a Keras model to wrap.
         self.classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
         self.tracker = FaceTracker(smooth=smooth)
+        self.scanned = False
         self.milliseconds = {stage: 0.0 for stage in STAGES}  # of the last frame
 
     def process(self, frame):
@@ -37,8 +39,7 @@ class LivePipeline:
         tracks = self.analyse(frame)
         clock = time.perf_counter()
         if drawable(frame):
-            for track in tracks:
-                draw_face(frame, track, self.labels, self.bars)
+            draw_faces(frame, tracks, self.labels, self.bars)
         self._lap("draw", clock)
         return tracks
 
@@ -49,10 +50,11 @@ class LivePipeline:
         if gray is None:
             return []
         tracked = [track.box for track in self.tracker.tracks]
-        if tracked and self.scan:
+        if self.scan and (tracked or self.scanned):
             boxes = self.detector.detect(gray, tracked, self.scan)
-        else:
+        else:  # the first frame: a whole scan, so that faces show at once
             boxes = self.detector.detect(gray)
+            self.scanned = self.scan is not None
             if self.scan:
                 self.scan.restart()
         clock = self._lap("detect", clock)

@@ -25,12 +25,12 @@ class EmotionRecognizer:
     as quietly as realtime.py (which sets it).
     """
 
-    def __init__(self, model=MODELS, detect_width=320, scale_factor=1.1, min_neighbors=3, cascade=CASCADE,
+    def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=40,
                  margin=0.1):
         """`model`: a folder written by train.py, or its emotion.json. Raises ModelPathError (a ValueError),
         DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
-        detector = FaceDetector(detect_width, scale_factor, min_neighbors, cascade=cascade)
+        detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline
         self.pipeline = LivePipeline(classifier, self.labels, detector, margin=margin, stills=True)

@@ -42,14 +42,59 @@ def test_a_cascade_is_found_by_path_or_by_its_shipped_name(tmp_path):
     assert realtime.parse_args([]).cascade == detect.CASCADE
 
 
-def test_finds_real_faces_and_maps_boxes_back_to_full_size(detectable_faces):
+@pytest.mark.parametrize("options", [{}, {"detect_width": 320}])
+def test_finds_real_faces_and_maps_boxes_back_to_full_size(detectable_faces, options):
     face = detectable_faces[0]
-    frame = np.full((960, 1280), 110, np.uint8)  # twice the usual size: detection runs at 320 px wide
+    frame = np.full((960, 1280), 110, np.uint8)  # detection runs on a copy half this size, or 320 px wide
     frame[320:640, 480:800] = cv2.resize(face, (320, 320), interpolation=cv2.INTER_CUBIC)
-    boxes = FaceDetector(detect_width=320).detect(frame)
+    boxes = FaceDetector(**options).detect(frame)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
     assert abs((x + w / 2) - 640) < 40 and abs((y + h / 2) - 480) < 40 and 200 < w < 400
+
+
+@pytest.mark.parametrize("height, width", [(480, 640), (720, 1280), (1080, 1920), (2160, 3840), (30, 40)])
+def test_the_smallest_face_is_set_in_the_frames_own_pixels(height, width):
+    # Issue 15: the copy was 320 px wide whatever the frame, so a 1080p frame lost every face
+    # under ~144 px. Now min_face source pixels fill the cascade's window at any frame size.
+    gray = np.full((height, width), 110, np.uint8)
+    detector = FaceDetector()
+    small, scale = detector.shrink(gray)
+    assert detector.window == 20 and detect.MIN_FACE == 40
+    assert scale == 0.5 and small.shape == (height // 2, width // 2)
+    assert detector.smallest(small, scale) / scale == detect.MIN_FACE
+    # Never enlarged: a min_face under the window scans the frame as it is.
+    assert FaceDetector(min_face=12).shrink(gray)[1] == 1.0
+    # detect_width caps the copy (the smallest face found then grows past min_face).
+    capped, scale = FaceDetector(detect_width=160).shrink(gray)
+    assert capped.shape[1] == min(width // 2, 160) and scale <= 0.5
+    # Pictures keep twice the detail (full size for 40 px faces), up to 2 MP.
+    still = FaceDetector().for_stills()
+    small, scale = still.shrink(gray)
+    assert scale == min(1.0, (detect.STILL_PIXELS / (height * width)) ** 0.5)
+    assert still.scale_factor == detect.STILL_STEP and still.smallest(small, scale) == max(20, round(36 * scale))
+
+
+def small_faces_picture(faces, sizes=(40, 44, 48, 50)):
+    """A 1920x1080 picture with each face at each size (in pixels of the picture); and their boxes."""
+    frame, truth = np.full((1080, 1920), 110, np.uint8), []
+    for k, (face, size) in enumerate((face, size) for size in sizes for face in faces):
+        y, x = 100 + 240 * (k // 6), 100 + 300 * (k % 6)
+        frame[y:y + size, x:x + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+        truth.append((x, y, size, size))
+    return frame, truth
+
+
+def test_small_faces_in_a_large_picture_are_found(detectable_faces):
+    # Real FER2013 faces 40-50 px wide in a 1920x1080 picture (a group photo's faces at that size).
+    faces = detectable_faces[:3]
+    frame, truth = small_faces_picture(faces)
+    boxes = FaceDetector().for_stills().detect(frame)
+    found = [any(detect.iou(box, face) > 0.3 for box in boxes) for face in truth]
+    assert sum(found) >= 0.75 * len(truth), found
+    assert all(any(detect.iou(box, face) > 0.3 for face in truth) for box in boxes)  # no box elsewhere
+    # The old way, a copy 320 px wide, found none of them.
+    assert len(FaceDetector(detect_width=320).detect(frame)) == 0
 
 
 def two_face_frame(faces):
@@ -126,9 +171,10 @@ def test_a_scan_spread_over_frames_finds_exactly_what_the_full_scan_finds(detect
     assert len(full) == 2
     spread = np.round(np.asarray(found[-1], float) / scale).astype(int)
     assert sorted(map(tuple, spread)) == sorted(map(tuple, full))
-    # Every window size of the pyramid is scanned once per round, none twice.
-    sizes = sum(scan.plan, [])
-    assert len(sizes) == len(set(sizes)) and min(sizes) == detector.smallest(small)
+    # Every window size of every octave is scanned once per round, none twice.
+    jobs = sum(scan.plan, [])
+    assert sorted(jobs) == sorted(detector.jobs(small.shape)) and len(set(jobs)) == len(jobs)
+    assert min(size for _, size, _ in jobs) == detector.smallest(small, scale) == detector.window
     assert scan.step(small) == [] or frames == 1  # the next round starts afresh
 
 
@@ -139,7 +185,7 @@ def test_the_spread_scan_shares_the_work_out_evenly(detectable_faces):
     whole.step(small)
     spread = SpreadScan(detector, 15)
     spread.step(small)
-    costs = [sum(whole.cost[size] for size in sizes) for sizes in spread.plan]
+    costs = [sum(whole.cost[octave, size] for octave, size, _ in share) for share in spread.plan]
     # No share is bigger than the biggest single window size, or than twice the average share.
     assert max(costs) <= max(max(whole.cost.values()), 2 * sum(costs) / len(costs))
     assert sum(costs) == sum(whole.cost.values())
@@ -153,8 +199,8 @@ def test_restarting_the_spread_scan_forgets_the_frames_before(detectable_faces):
     for scan in (kept, restarted):
         scan.step(faces), scan.step(faces), scan.step(faces)  # 3 of 4 shares see the faces
     restarted.restart()
-    assert len(kept.step(blank)) == 2  # the old hits still add up to both faces
-    assert [restarted.step(blank) for _ in range(4)] == [[], [], [], []]
+    assert len(kept.step(faces)) == 2  # the round completes with the hits so far
+    assert [restarted.step(blank) for _ in range(4)] == [[], [], [], []]  # those were dropped
 
 
 def test_searches_in_worker_threads_give_the_same_faces_every_time(detectable_faces):
@@ -170,3 +216,42 @@ def test_searches_in_worker_threads_give_the_same_faces_every_time(detectable_fa
     for _ in range(20):
         together = detector.detect(frame, near=full)
         assert sorted(map(tuple, together)) == sorted(map(tuple, one_by_one))
+
+
+def test_a_huge_false_box_does_not_swallow_the_faces_in_it():
+    # The crowd clip's spread scan once grouped a few raw hits into a 650 px box over three faces:
+    # "mostly inside a larger box" means the same face only for boxes of comparable size.
+    faces, huge = [(120, 150, 80, 80), (400, 180, 70, 70)], (0, 0, 640, 480)
+    assert detect.drop_overlaps([huge, *faces]) == [huge, *faces]
+    assert not detect.same_face(huge, faces[0]) and detect.same_face((130, 160, 60, 60), faces[0])
+
+
+def test_the_second_look_keeps_faces_and_drops_what_is_not_a_face(detectable_faces):
+    detector = FaceDetector()
+    rng = np.random.default_rng(1)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 640), np.uint8), (0, 0), 2)
+    frame[:, 400:] = np.where((np.arange(240) // 12) % 2, 200, 60).astype(np.uint8)  # stripes, like pillars
+    for k, face in enumerate(detectable_faces[:3]):
+        size = (48, 96, 160)[k]
+        frame[20:20 + size, 20 + 130 * k:20 + 130 * k + size] = cv2.resize(face, (size, size))
+    found = detector.detect(frame)
+    assert len(found) >= 2 and all(detector.looks_like_face(frame, box) for box in found)
+    for box in [(450, 100, 60, 60), (500, 300, 120, 120), (100, 300, 80, 80)]:  # stripes, stripes, noise
+        assert not detector.looks_like_face(frame, box)
+    assert FaceDetector(check=None).looks_like_face(frame, (450, 100, 60, 60))  # check=None: no second look
+
+
+def test_a_face_walking_in_is_found_on_the_frame_its_size_is_scanned(detectable_faces):
+    # Each raw hit of a spread scan's share is searched around at once: a new face does not wait
+    # for the round to end.
+    detector = FaceDetector()
+    with_both = two_face_frame(detectable_faces)
+    first_only = with_both.copy()
+    first_only[:, 320:] = 110
+    (first,) = detector.detect(first_only)
+    scan = SpreadScan(detector, 15)
+    for turn in range(15):
+        boxes = detector.detect(with_both, near=[first], scan=scan)
+        if len(boxes) == 2:
+            break
+    assert len(boxes) == 2 and turn < 14, turn  # before the round's last share

@@ -297,10 +297,11 @@ def test_a_face_that_walks_in_is_found_when_the_spread_scan_completes(detectable
             frame[:, 320:] = 110
         seen.append({track.id for track in pipeline.process(frame)})
     assert all(len(ids) == 1 for ids in seen[:10])
-    # Frames 10-15 search around the first face and scan 1/8 of the frame each; the scan
-    # that started at frame 9 completes at frame 16 and finds the second face.
-    assert all(len(ids) == 1 for ids in seen[10:16])
-    assert all(len(ids) == 2 for ids in seen[16:]), seen
+    # Frames 10 on search around the first face and scan 1/8 of the frame each; the new face
+    # is found when its size comes up in the spread scan, at the latest when the scan completes.
+    first = next(i for i, ids in enumerate(seen) if len(ids) == 2)
+    assert 10 <= first <= 16, seen
+    assert all(len(ids) == 2 for ids in seen[first:]), seen
     assert len(set().union(*seen)) == 2  # two IDs over the whole clip: nobody was lost and renumbered
 
 

@@ -1,0 +1,121 @@
+"""Tracks keep one ID per person, through short gaps, and labels change only when the expression does."""
+import cv2
+import numpy as np
+import pytest
+
+from expression.labels import EMOTIONS
+from expression.track import FaceTracker
+
+
+def probabilities(**emotions):
+    """A probability vector with the named emotions' values and the rest shared out evenly."""
+    p = np.zeros(len(EMOTIONS), np.float32)
+    for name, value in emotions.items():
+        p[EMOTIONS.index(name)] = value
+    rest = [i for i, name in enumerate(EMOTIONS) if name not in emotions]
+    p[rest] = (1 - p.sum()) / len(rest)
+    return p
+
+
+def walk(faces, frames, hidden=(), step=6, size=120):
+    """640x480 BGR frames of two real faces walking right (the second one row lower); the first is
+    not drawn in the frames listed in `hidden`. Returns frames and each face's true box per frame."""
+    out, truth = [], []
+    for i in range(frames):
+        frame, boxes = np.full((480, 640), 110, np.uint8), []
+        for k, face in enumerate(faces[:2]):
+            x, y = 20 + step * i, 40 + 250 * k
+            if not (k == 0 and i in hidden):
+                frame[y:y + size, x:x + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+            boxes.append((x, y, size, size))
+        out.append(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        truth.append(boxes)
+    return out, truth
+
+
+def ids_per_face(frames, truth):
+    """Run the live pipeline (an untrained model: only boxes and IDs matter); IDs seen on each face."""
+    from expression.detect import iou
+    from expression.live import LivePipeline
+    from expression.model import build_model
+
+    pipeline = LivePipeline(build_model(width=4), list(EMOTIONS), rescan=8)
+    ids, shown = ({0: [], 1: []}), []
+    for frame, boxes in zip(frames, truth):
+        tracks = pipeline.process(frame)
+        shown.append(len(tracks))
+        for track in tracks:
+            face = int(np.argmax([iou(track.box, box) for box in boxes]))
+            ids[face].append(track.id)
+    return ids, shown
+
+
+def test_a_face_hidden_for_under_a_second_keeps_its_id(detectable_faces):
+    # The first face vanishes for 20 frames (0.8 s at 25 frames/s) while walking 6 px a frame,
+    # and comes back 120 px further on: it is found again where it was heading, under its old ID.
+    frames, truth = walk(detectable_faces, 60, hidden=range(15, 35))
+    ids, shown = ids_per_face(frames, truth)
+    assert len(set(ids[0])) == 1 and len(set(ids[1])) == 1 and ids[0][0] != ids[1][0], ids
+    assert len(ids[0]) >= 15 + 20  # seen before and after the gap (within the spread scan's 8 frames)
+    assert all(count == 1 for count in shown[16:35])  # nothing drawn where the hidden face was
+
+
+def test_a_face_gone_for_longer_comes_back_as_a_new_person(detectable_faces):
+    frames, truth = walk(detectable_faces[:2], 60, hidden=range(10, 45), step=4)
+    ids, _ = ids_per_face(frames, truth)
+    assert len(set(ids[0])) == 2 and len(set(ids[1])) == 1, ids
+
+
+def test_the_detector_stops_searching_where_a_face_was_lost_but_the_tracker_remembers_it():
+    tracker = FaceTracker(max_missed=5, remember=25)
+    p = probabilities(happy=0.8)
+    for i in range(5):
+        tracker.update([(100 + 10 * i, 100, 60, 60)], [p])
+    for i in range(5, 12):  # missed: searched for where it is heading for 5 frames, then not at all
+        tracker.update([], [])
+        assert len(tracker.tracks) == (1 if i < 10 else 0)
+        if tracker.tracks:
+            assert tracker.tracks[0].box[0] == pytest.approx(100 + 10 * i, abs=1)
+    (back,) = tracker.update([(100 + 10 * 12, 102, 64, 64)], [p])  # 8 frames on, where it was heading
+    assert back.id == 1 and tracker.next_id == 2 and back.missed == 0 and back in tracker.tracks
+    # Far from where it was heading, or of another size, it is someone else.
+    for box in [(600, 400, 64, 64), (130, 100, 150, 150)]:
+        fresh = FaceTracker(max_missed=1)
+        fresh.update([(100, 100, 60, 60)], [p])
+        fresh.update([], []), fresh.update([], [])
+        assert fresh.update([box], [p])[0].id == 2
+
+
+def test_two_faces_keep_their_ids_when_they_pass_close_by():
+    tracker = FaceTracker()
+    p = probabilities(neutral=0.7)
+    for i in range(30):  # one walks right, one left, on rows 70 px apart: their boxes never overlap much
+        a, b = (50 + 15 * i, 100, 60, 60), (500 - 15 * i, 170, 60, 60)
+        seen = tracker.update([b, a], [p, p])
+        assert [track.id for track in seen] == [1, 2]
+
+
+def test_labels_hold_through_noise_and_follow_a_real_change():
+    tracker = FaceTracker()  # smooth 0.6, hold 0.25, patience 12
+    box = (100, 100, 80, 80)
+    tracker.update([box], [probabilities(happy=0.45, surprise=0.35)])
+    shown = []
+    for i in range(40):  # two emotions of nearly equal probability take turns on top
+        p = probabilities(happy=0.45, surprise=0.35) if i % 3 else probabilities(happy=0.3, surprise=0.5)
+        shown.append(tracker.update([box], [p])[0].label)
+    assert set(shown) == {EMOTIONS.index("happy")}
+    # A clear change shows within 2 frames...
+    shown = [tracker.update([box], [probabilities(angry=0.8)])[0].label for _ in range(3)]
+    assert shown[1:] == [EMOTIONS.index("angry")] * 2
+    # ... and one that only just leads, once it has led for 12 frames in a row (after the smoothed
+    # probabilities cross, 2-3 frames in).
+    shown = [tracker.update([box], [probabilities(angry=0.36, sad=0.44)])[0].label for _ in range(24)]
+    first = shown.index(EMOTIONS.index("sad"))
+    assert 12 <= first <= 16 and set(shown[first:]) == {EMOTIONS.index("sad")}, shown
+
+
+def test_without_smoothing_each_frame_shows_its_own_top_emotion():
+    tracker = FaceTracker(smooth=0)
+    for emotion in ("happy", "sad", "happy", "fear"):
+        (track,) = tracker.update([(0, 0, 50, 50)], [probabilities(**{emotion: 0.4})])
+        assert EMOTIONS[track.label] == emotion and track.probabilities[track.label] == pytest.approx(0.4)
