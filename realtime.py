@@ -62,8 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--rescan", type=int, default=15,
                    help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
                         "(default: 15; 0: a whole scan every frame)")
-    p.add_argument("--margin", type=float, default=0.1,
-                   help="context added around each face box, per side (default: 0.1)")
+    p.add_argument("--margin", type=float, default=0.0,  # classify.MARGIN: chosen by bench/live_accuracy.py
+                   help="context added around each face box, per side, as a share of its size (default: 0, the box)")
     return p.parse_args(argv)
 
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .classify import EmotionClassifier, crop_faces
+from .classify import MARGIN, EmotionClassifier, crop_faces
 from .detect import FaceDetector, SpreadScan, to_gray
 from .draw import draw_faces
 from .track import FaceTracker
@@ -15,7 +15,7 @@ STAGES = ("detect", "classify", "track", "draw")
 
 
 class LivePipeline:
-    def __init__(self, model, labels, detector=None, smooth=0.6, margin=0.1, bars=False, rescan=15, stills=False):
+    def __init__(self, model, labels, detector=None, smooth=0.6, margin=MARGIN, bars=False, rescan=15, stills=False):
         self.labels, self.margin, self.bars = labels, margin, bars
         self.detector = detector or FaceDetector()
         # Separate pictures share no faces: nothing is carried over between them (no smoothing, no

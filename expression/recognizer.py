@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .classify import MARGIN
 from .detect import CASCADE, FaceDetector, to_gray
 from .draw import label_text
 from .source import read_image
@@ -26,7 +27,7 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=40,
-                 margin=0.1):
+                 margin=MARGIN):
         """`model`: a folder written by train.py, or its emotion.json. Raises ModelPathError (a ValueError),
         DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)

@@ -72,3 +72,14 @@ def test_crops_grow_by_the_margin_and_stay_inside_the_frame():
     assert crop[24, 24] == 200 and crop[2, 2] == 0
     edge = crop_faces(gray, [(-10, 90, 30, 30)])  # partly outside: cropped to the frame, no error
     assert edge.shape == (1, 48, 48, 1)
+
+
+def test_the_live_crop_margin_is_the_one_everything_uses():
+    import inspect
+    import realtime
+    from expression.classify import MARGIN
+    from expression.live import LivePipeline
+    from expression.recognizer import EmotionRecognizer
+    assert realtime.parse_args([]).margin == MARGIN
+    for function in (LivePipeline.__init__, EmotionRecognizer.__init__, crop_faces):
+        assert inspect.signature(function).parameters["margin"].default == MARGIN, function
