@@ -16,8 +16,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off the terminal
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # our own one-line messages replace OpenCV's warnings
 
-
-MODELS = Path(__file__).resolve().parent / "models"  # beside this script, from whatever folder it is run
+from expression.startup import MODELS  # noqa: E402  (models/ beside this script; imports no Keras)
 
 
 def parse_args(argv=None):

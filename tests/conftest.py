@@ -80,9 +80,14 @@ def face_frames(faces, n_frames=30, step=3):
 def face_video(tmp_path_factory, detectable_faces):
     """An .avi (lossless-ish MJPG) of two real faces moving; returns (path, frames, true boxes)."""
     frames, boxes = face_frames(detectable_faces)
-    path = tmp_path_factory.mktemp("video") / "faces.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    path = write_video(tmp_path_factory.mktemp("video") / "faces.avi", frames, fps=10)
+    return path, frames, boxes
+
+
+def write_video(path, frames, fps):
+    """An MJPG .avi (what webcams send) of 640x480 BGR frames; returns its path."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
     for frame in frames:
         writer.write(frame)
     writer.release()
-    return path, frames, boxes
+    return path

@@ -79,7 +79,7 @@ def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(sma
     out.mkdir()
     (out / "emotion.json").write_text("previous model")  # must survive the interruption untouched
     args = [sys.executable, "train.py", "--data", str(small_data), "--out", str(out), "--epochs", "3",
-            "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3"]
+            "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3", "--overwrite"]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = out / "checkpoint" / "state.json"
     deadline = time.time() + 240

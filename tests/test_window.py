@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import MODELS, ROOT, face_frames
+from conftest import MODELS, ROOT, face_frames, write_video
 
 pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
                                 reason="needs Xvfb and xdotool (apt-get install xvfb xdotool)")
@@ -35,25 +35,14 @@ def display():
 def long_video(tmp_path_factory, detectable_faces):
     """Long enough (~10 s of processing) that only a key press can end it early."""
     frames, _ = face_frames(detectable_faces, n_frames=60, step=2)
-    path = tmp_path_factory.mktemp("window") / "long.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
-    for _ in range(10):
-        for frame in frames:
-            writer.write(frame)
-    writer.release()
-    return path
+    return write_video(tmp_path_factory.mktemp("window") / "long.avi", frames * 10, fps=25)
 
 
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory, detectable_faces):
     """20 frames at 5 frames/s: 4 s when played at its own rate."""
     frames, _ = face_frames(detectable_faces, n_frames=20, step=2)
-    path = tmp_path_factory.mktemp("window") / "short.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_video(tmp_path_factory.mktemp("window") / "short.avi", frames, fps=5)
 
 
 @pytest.fixture(scope="module")
