@@ -61,10 +61,10 @@ def load_classifier(model, weights=None, labels=None):
     """
     from .classify import EmotionClassifier
     from .export import load_cache, save_cache
-    from .model_files import LABELS
+    from .model_files import LABELS, MODEL_JSON
 
     folder = Path(model) if Path(model).is_dir() else Path(model).parent
-    default_files = weights is None and (Path(model).is_dir() or Path(model).name == "emotion.json")
+    default_files = weights is None and (Path(model).is_dir() or Path(model).name == MODEL_JSON)
     if default_files and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         net = load_cache(folder)
         labels_json = Path(labels) if labels else folder / LABELS
