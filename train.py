@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--robust", action="store_true",
                    help="also jitter gamma, resolution and noise, as real cameras and photos differ from FER2013 "
                         "(default: off)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="keep a moving average of the weights with this momentum, e.g. 0.999, and validate and "
+                        "save it instead of the raw weights (default: 0, off)")
     p.add_argument("--class-weight", action="store_true",
                    help="weight each emotion's loss by 1 / its share of the training images, balanced (default: off)")
     p.add_argument("--teacher", default=None,
@@ -55,6 +58,10 @@ def parse_args(argv=None):
     p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model (default: none, random weights)")
+    p.add_argument("--grow-from", default=None,
+                   help="start from this trained model folder with fewer --convs: its weights are copied and "
+                        "each added conv starts as the identity, so the deeper net begins where it stands "
+                        "(expression/grow.py; default: none)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (default: 0, off)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/ (default: 0.1)")
     p.add_argument("--limit", type=int, default=0, help="use at most this many training images, for quick runs (default: 0, all)")
@@ -122,6 +129,7 @@ def main(argv=None):
     if problem:
         return fail(problem)
     import keras
+    import numpy as np
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
     from expression.export import opencv_net, save_cache
@@ -136,6 +144,8 @@ def main(argv=None):
     if args.resume and state is None:  # not silently an hour-long fresh start
         return fail(f"--resume: no interrupted run in {checkpoints}/; pass --checkpoints with the folder it "
                     "was saved in, or drop --resume to start a new run")
+    if not 0 <= args.ema < 1:
+        return fail(f"--ema {args.ema}: give a momentum from 0 (off) to below 1, e.g. 0.999")
     if not 0 <= args.teacher_weight <= 1:
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
     teacher_dir = state["config"].get("teacher") if state else args.teacher  # a resumed run keeps its teacher
@@ -180,12 +190,20 @@ def main(argv=None):
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                        erase=args.erase, robust=args.robust, class_weight=args.class_weight, teacher=args.teacher,
-                       teacher_weight=args.teacher_weight)
+                       teacher_weight=args.teacher_weight, ema=args.ema)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
         keras.utils.set_random_seed(args.seed)  # the initial weights too, not only the batches
         model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize)
+        if args.grow_from and not args.resume:
+            from expression.grow import grow
+            try:
+                trained, _ = load_model_folder(args.grow_from)
+                grow(trained, model, train.images[np.random.default_rng(args.seed).permutation(len(train.images))[:2048]])
+            except (ModelError, ValueError) as error:
+                return fail(f"--grow-from {args.grow_from}: {error}; pass a model folder trained with the same "
+                            "--width and --normalize and no more convs per stage than --convs")
         if args.init and not args.resume:
             try:
                 model.load_weights(args.init)
@@ -227,7 +245,8 @@ def main(argv=None):
         "converted_files": train.converted + val.converted + test.converted,
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
-                                     "normalize": args.normalize, "init": args.init},
+                                     "normalize": args.normalize, "init": args.init,
+                                     "grow_from": args.grow_from},
     }
     save_model(model, out)
     net = opencv_net(model)

@@ -1,5 +1,8 @@
 """Fit the CNN: augmented batches from memory, SGD + cosine schedule, best-on-val weights.
 
+With ema > 0 the optimizer also keeps an exponential moving average of the weights, which
+smooths out the last steps' noise; each epoch is validated, and the best kept, on that average.
+
 Training is Keras' own model.fit, so it runs on any backend and under any distribution
 strategy (see distribute.py). A run lives in a checkpoint folder: `last.keras` (model +
 optimizer state, written after every epoch), `best.weights.h5` (the best validation epoch
@@ -42,6 +45,7 @@ class FitConfig:
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
     teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
+    ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
     seed: int = 0
 
 
@@ -86,7 +90,8 @@ def compile_model(model, config, steps_per_epoch):
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate / 10, warmup_target=config.learning_rate,
         warmup_steps=warmup, decay_steps=total - warmup, alpha=0.01)
-    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay,
+                                     use_ema=config.ema > 0, ema_momentum=config.ema or 0.99)
     model.compile(optimizer,
                   keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
@@ -176,6 +181,8 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         state, folder = self.state, self.folder
         seconds = self.trained - self.started
+        if self.config.ema:  # validate and keep the averaged weights; training goes on from the raw ones
+            _swap_ema(self.model)
         logs.update(_validate(self.model, self.val))  # the progress bar, which runs next, shows them too
         row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss", "val_accuracy", "val_loss")},
                "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -185,6 +192,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         if row["val_accuracy"] > state["best_val_accuracy"]:
             state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
             atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
+        if self.config.ema:
+            _swap_ema(self.model)
         if self.config.patience and epoch + 1 - state["best_epoch"] >= self.config.patience:
             state["stopped_early"] = True
             self.model.stop_training = True
@@ -201,6 +210,15 @@ def _validate(model, val):
     picked = probabilities[np.arange(len(val.labels)), val.labels]
     return {"val_accuracy": float((probabilities.argmax(1) == val.labels).mean()),
             "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
+
+
+def _swap_ema(model):
+    """Exchange the model's weights with the optimizer's moving average of them (use_ema=True)."""
+    optimizer = model.optimizer
+    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+        raw = keras.ops.convert_to_numpy(variable)
+        variable.assign(average)
+        average.assign(raw)
 
 
 def _dropout_states(model):

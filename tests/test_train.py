@@ -164,7 +164,8 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
-                                  "teacher_weight", "teacher_labels"])
+                                  "teacher_weight", "teacher_labels", "bad_ema", "no_grow_source",
+                                  "grow_mismatch"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -202,6 +203,15 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
             (teacher / "labels.json").read_text())["labels"])}))
         args += ["--teacher", teacher]
         expect = ["--teacher", "not FER2013's", "written by train.py"]
+    elif case == "bad_ema":
+        args += ["--ema", "1"]
+        expect = ["--ema", "below 1"]
+    elif case == "no_grow_source":
+        args += ["--grow-from", tmp_path / "no_model", "--convs", "1122"]
+        expect = ["--grow-from", "no_model", "not found"]
+    elif case == "grow_mismatch":  # the bundled net is 32 wide: it cannot be grown into an 8-wide one
+        args += ["--grow-from", ROOT / "models", "--width", "8", "--convs", "1122"]
+        expect = ["--grow-from", "--width"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
@@ -351,3 +361,45 @@ def test_explore_prints_the_table_and_draws_the_data_without_training(small_data
     for name in ("data_counts.png", "data_samples.png"):
         assert (tmp_path / name).stat().st_size > 5000, name
     assert not (tmp_path / "emotion.json").exists() and not (tmp_path / "checkpoint").exists()
+
+
+def test_ema_swap_exchanges_weights_and_averages_and_back():
+    from expression.fit import FitConfig, _swap_ema, compile_model
+    from expression.model import build_model
+    model = build_model(4, (1, 1, 1, 1), 0.0)
+    compile_model(model, FitConfig(epochs=1, ema=0.9), steps_per_epoch=2)
+    model.optimizer.build(model.trainable_variables)
+    averages = model.optimizer._model_variables_moving_average
+    for average in averages:
+        average.assign(np.full(average.shape, 0.5, np.float32))
+    raw = [v.numpy().copy() for v in model.trainable_variables]
+    _swap_ema(model)
+    assert all(np.all(v.numpy() == 0.5) for v in model.trainable_variables)
+    assert all(np.array_equal(a.numpy(), r) for a, r in zip(averages, raw))
+    _swap_ema(model)
+    assert all(np.array_equal(v.numpy(), r) for v, r in zip(model.trainable_variables, raw))
+
+
+@needs_data
+def test_ema_and_grow_train_end_to_end(trained, small_data, tmp_path):
+    """--ema trains and is recorded; --grow-from a trained 1112 net into 1122 starts at its val accuracy."""
+    source, _ = trained
+    out = tmp_path / "grown"
+    result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "1", "--batch-size", "32",
+                        "--width", "8", "--convs", "1122", "--grow-from", source, "--ema", "0.9", "--lr", "1e-6",
+                        "--quiet")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["ema"] == 0.9 and config["grow_from"] == str(source) and config["convs"] == "1122"
+    grown = keras.models.model_from_json((out / "emotion.json").read_text())
+    assert any(layer.name == "conv3_2" for layer in grown.layers)
+    # At a learning rate of 1e-6 one epoch barely moves a weight: the grown net still holds its
+    # source's kernels, and its added conv is still the identity.
+    grown.load_weights(out / "emotion.weights.h5")
+    kernel = {layer.name: layer.get_weights()[0] for layer in grown.layers if layer.name.startswith("conv")}
+    original = keras.models.model_from_json((source / "emotion.json").read_text())
+    original.load_weights(source / "emotion.weights.h5")
+    assert np.abs(kernel["conv1_1"] - original.get_layer("conv1_1").get_weights()[0]).max() < 1e-3
+    identity = np.zeros_like(kernel["conv3_2"])
+    identity[1, 1] = np.eye(identity.shape[2])
+    assert np.abs(kernel["conv3_2"] - identity).max() < 1e-3

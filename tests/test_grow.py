@@ -1,0 +1,50 @@
+"""grow.py: a deeper net grown from a trained one starts with exactly its predictions."""
+import numpy as np
+import pytest
+
+from expression.grow import grow
+from expression.model import build_model, predict_probabilities
+
+
+def trained_like(model, rng):
+    """Random weights with BatchNorm statistics far from 0 and 1, as after training."""
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            new = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in weights]
+            if len(weights) == 4:  # BatchNorm: gamma, beta, moving mean, positive moving variance
+                new[3] = rng.uniform(0.5, 2.0, weights[3].shape).astype(np.float32)
+            layer.set_weights(new)
+    return model
+
+
+@pytest.mark.parametrize("convs", [(1, 1, 2, 2), (2, 2, 2, 3)])
+def test_grown_net_predicts_what_the_trained_one_did(convs):
+    rng = np.random.default_rng(0)
+    small = trained_like(build_model(8, (1, 1, 1, 2), 0.2, normalize=True), rng)
+    big = build_model(8, convs, 0.2, normalize=True)
+    faces = rng.integers(0, 256, (64, 48, 48, 1)).astype(np.uint8)
+    before = predict_probabilities(big, faces)
+    grow(small, big, faces)
+    expected = predict_probabilities(small, faces)
+    assert np.abs(predict_probabilities(big, faces) - expected).max() < 1e-4
+    assert np.abs(before - expected).max() > 1e-2  # the check can fail: an ungrown net predicts otherwise
+    assert big.count_params() > small.count_params()
+
+
+def test_grown_blocks_pass_a_training_batch_through_unchanged():
+    """In training BatchNorm uses the batch's statistics: the added blocks must undo those too."""
+    rng = np.random.default_rng(1)
+    small = trained_like(build_model(8, (1, 1, 1, 2), 0.0, normalize=True), rng)
+    big = build_model(8, (1, 1, 2, 2), 0.0, normalize=True)
+    faces = rng.integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
+    grow(small, big, faces)
+    expected = small(faces, training=True).numpy()
+    assert np.abs(big(faces, training=True).numpy() - expected).max() < 1e-3
+
+
+def test_nets_that_do_not_line_up_are_refused():
+    small = build_model(8, (1, 1, 1, 2), 0.2, normalize=True)
+    faces = np.zeros((4, 48, 48, 1), np.uint8)
+    with pytest.raises(ValueError, match="other shapes"):
+        grow(small, build_model(16, (1, 1, 2, 2), 0.2, normalize=True), faces)
