@@ -42,6 +42,7 @@ class FitConfig:
     patience: int = 0  # epochs without a better val accuracy before stopping; 0 = never
     erase: float = 0.5  # share of training images that get a random-erasing patch
     robust: bool = False  # gamma, low-resolution and noise jitter (augment.py)
+    jpeg: float = 0.0  # share of training images JPEG re-encoded at a random quality (augment.py)
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
     teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
@@ -60,9 +61,10 @@ class AugmentedBatches(keras.utils.PyDataset):
     batch evenly among devices.
     """
 
-    def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False):
+    def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False,
+                 jpeg=0.0):
         super().__init__()
-        self.images, self.targets, self.erase, self.robust = images, targets, erase, robust
+        self.images, self.targets, self.erase, self.robust, self.jpeg = images, targets, erase, robust, jpeg
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -77,7 +79,8 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        return augment(self.images[take], rng, erase=self.erase, robust=self.robust), self.targets[take]
+        return augment(self.images[take], rng, erase=self.erase, robust=self.robust,
+                       jpeg=self.jpeg), self.targets[take]
 
     def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
@@ -144,7 +147,8 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
             (folder / stale).unlink(missing_ok=True)
     targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
-                               first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust)
+                               first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
+                               jpeg=config.jpeg)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
@@ -164,7 +165,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
-                                  "teacher_weight", "teacher_labels", "bad_ema", "no_grow_source",
+                                  "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "no_grow_source",
                                   "grow_mismatch"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
@@ -203,6 +204,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
             (teacher / "labels.json").read_text())["labels"])}))
         args += ["--teacher", teacher]
         expect = ["--teacher", "not FER2013's", "written by train.py"]
+    elif case == "bad_jpeg":
+        args += ["--jpeg", "2"]
+        expect = ["--jpeg", "between 0 and 1"]
     elif case == "bad_ema":
         args += ["--ema", "1"]
         expect = ["--ema", "below 1"]
@@ -352,6 +356,22 @@ def test_robust_augmentation_degrades_within_range_and_is_seeded():
     assert robust.min() >= 0 and robust.max() <= 255 and robust.dtype == np.float32
     assert np.abs(robust - plain).mean(axis=(1, 2, 3)).min() > 0.5  # every image changed (its gamma at least)
 
+
+
+def test_jpeg_augmentation_compresses_the_chosen_share_and_leaves_the_rest():
+    from expression.augment import augment
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 48)).astype(np.uint8), (0, 0), 2)  # face-like, not noise
+    images = smooth[..., None]
+    plain = augment(images, np.random.default_rng(5), erase=0)
+    again = augment(images, np.random.default_rng(5), erase=0, jpeg=0.0)
+    np.testing.assert_array_equal(plain, again)  # off draws no random numbers: older recipes replay exactly
+    compressed = augment(images, np.random.default_rng(5), erase=0, jpeg=0.5)
+    assert compressed.dtype == np.float32 and compressed.min() >= 0 and compressed.max() <= 255
+    changed = np.abs(compressed - plain).mean(axis=(1, 2, 3)) > 0.05
+    assert 16 <= changed.sum() <= 48  # about half of the 64 re-encoded
+    assert (np.abs(augment(images, np.random.default_rng(5), erase=0, jpeg=1.0) - plain)
+            .mean(axis=(1, 2, 3)) > 0.05).all()
 
 @needs_data
 def test_explore_prints_the_table_and_draws_the_data_without_training(small_data, tmp_path):
