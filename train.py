@@ -64,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--grow-from", default=None,
                    help="start from this trained model folder with fewer --convs: its weights are copied and "
                         "each added conv starts as the identity, so the deeper net begins where it stands "
-                        "(expression/grow.py; default: none)")
+                        "(see expression/grow.py) (default: none)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better val (default: 0, off)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train held out when DIR has no val/ (default: 0.1)")
     p.add_argument("--limit", type=int, default=0, help="use at most this many training images, for quick runs (default: 0, all)")
