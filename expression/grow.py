@@ -6,7 +6,7 @@ difference between an hour and a day. Each added block (conv + BatchNorm + ReLU)
 to pass its input through unchanged:
 - the conv's kernel is 1 at the centre tap from each channel to itself, 0 elsewhere;
 - BatchNorm's moving mean and variance are the channel statistics of the block's input on
-  training batches of real faces, and its scale and shift undo them, so BN is the identity
+  training batches of faces, and its scale and shift undo them, so BN is the identity
   at inference and nearly so on a training batch;
 - ReLU passes it unchanged, as its input is the previous ReLU's output, never negative.
 So the grown net starts with the trained net's accuracy, and training then uses the new layers.

@@ -75,12 +75,14 @@ def test_saved_model_works_with_plain_keras_on_raw_pixels(trained, small_data):
 
 
 @needs_data
-def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(small_data, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["plain", "ema"])
+def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(extra, small_data, tmp_path):
+    """With --ema too: last.keras holds the raw weights and the optimizer's average, so the run goes on."""
     out = tmp_path / "model"
     out.mkdir()
     (out / "emotion.json").write_text("previous model")  # must survive the interruption untouched
     args = [sys.executable, "train.py", "--data", str(small_data), "--out", str(out), "--epochs", "3",
-            "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3", "--overwrite"]
+            "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3", "--overwrite", *extra]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = out / "checkpoint" / "state.json"
     deadline = time.time() + 240
