@@ -132,7 +132,6 @@ def main(argv=None):
     if problem:
         return fail(problem)
     import keras
-    import numpy as np
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
     from expression.export import opencv_net, save_cache
@@ -205,7 +204,7 @@ def main(argv=None):
             from expression.grow import grow
             try:
                 trained, _ = load_model_folder(args.grow_from)
-                grow(trained, model, train.images[np.random.default_rng(args.seed).permutation(len(train.images))[:2048]])
+                grow(trained, model, train.images, seed=args.seed)
             except (ModelError, ValueError) as error:
                 return fail(f"--grow-from {args.grow_from}: {error}; pass a model folder trained with the same "
                             "--width and --normalize and no more convs per stage than --convs")

@@ -15,12 +15,13 @@ import keras
 import numpy as np
 
 
-def grow(trained, grown, images, batch_size=256):
+def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
     """Copy `trained`'s weights into `grown` by layer name; layers only `grown` has become identity.
 
-    images: a sample of training faces (uint8 or float 0..255, (N, 48, 48, 1)) for the
-    BatchNorm statistics. Raises ValueError when the two nets do not line up.
+    images: training faces (uint8 or float 0..255, (N, 48, 48, 1)); a seeded random `sample`
+    of them gives the BatchNorm statistics. Raises ValueError when the two nets do not line up.
     """
+    images = images[np.random.default_rng(seed).permutation(len(images))[:sample]]
     known = {layer.name: layer for layer in trained.layers}
     layers = grown.layers
     for layer in layers:
