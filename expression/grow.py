@@ -24,6 +24,13 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
     images = images[np.random.default_rng(seed).permutation(len(images))[:sample]]
     known = {layer.name: layer for layer in trained.layers}
     layers = grown.layers
+    # Growing only adds: a trained layer with weights that the grown net lacks would be dropped
+    # without a word (a 1222 net "grown" into 1122 would lose its second 24x24 conv).
+    names = {layer.name for layer in layers}
+    dropped = [name for name, layer in known.items() if layer.get_weights() and name not in names]
+    if dropped:
+        raise ValueError(f"layer(s) {', '.join(dropped)} of the trained net have no place in the grown one: "
+                         "it has fewer convs")
     for layer in layers:
         if layer.name in known:
             old = known[layer.name].get_weights()

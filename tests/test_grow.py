@@ -48,3 +48,11 @@ def test_nets_that_do_not_line_up_are_refused():
     faces = np.zeros((4, 48, 48, 1), np.uint8)
     with pytest.raises(ValueError, match="other shapes"):
         grow(small, build_model(16, (1, 1, 2, 2), 0.2, normalize=True), faces)
+
+
+def test_a_deeper_trained_net_is_refused_not_cut_down():
+    """Growing into fewer convs would drop trained layers silently; it must say so instead."""
+    deep = build_model(8, (1, 1, 2, 2), 0.2, normalize=True)
+    faces = np.zeros((4, 48, 48, 1), np.uint8)
+    with pytest.raises(ValueError, match="conv3_2, bn3_2, conv4_2, bn4_2 of the trained net .* fewer convs"):
+        grow(deep, build_model(8, (1, 1, 1, 1), 0.2, normalize=True), faces)
