@@ -168,7 +168,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
                                   "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "no_grow_source",
-                                  "grow_mismatch"])
+                                  "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -218,6 +218,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "grow_mismatch":  # the bundled net is 32 wide: it cannot be grown into an 8-wide one
         args += ["--grow-from", ROOT / "models", "--width", "8", "--convs", "1122"]
         expect = ["--grow-from", "--width"]
+    elif case == "grow_shallower":  # the bundled net is 1222: growing it into 1122 would drop a conv
+        args += ["--grow-from", ROOT / "models", "--convs", "1122"]
+        expect = ["--grow-from", "fewer convs"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
