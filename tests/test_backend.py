@@ -9,11 +9,12 @@ SCRIPTS = {
     "train.py": ["--data", "data/fer2013", "--epochs", "1"],
     "realtime.py": ["--source", "0", "--no-display", "--max-frames", "1"],
     "evaluate.py": [],
+    "average.py": ["models", "models"],
 }
 
 
 def run_with_backend(script, backend, tmp_path):
-    args = SCRIPTS[script] + (["--out", tmp_path / "out"] if script == "train.py" else [])
+    args = SCRIPTS[script] + (["--out", tmp_path / "out"] if script in ("train.py", "average.py") else [])
     return run_script(script, *args, env={"KERAS_BACKEND": backend})
 
 

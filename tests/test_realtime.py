@@ -201,7 +201,8 @@ def test_bad_paths_are_reported_before_tensorflow_starts(case, tmp_path):
         assert "folder train.py wrote" in line and "emotion.json" in line
 
 
-@pytest.mark.parametrize("script, count", [("realtime.py", 19), ("train.py", 29), ("evaluate.py", 5)])
+@pytest.mark.parametrize("script, count", [("realtime.py", 19), ("train.py", 29), ("evaluate.py", 5),
+                                           ("average.py", 3)])
 def test_every_option_says_its_default(script, count):
     result = run_script(script, "--help")
     options = re.split(r"\n  (?=-)", result.stdout.split("options:")[1])[1:]
