@@ -35,20 +35,23 @@ def main(argv=None):
     args = parse_args(argv)
     if len(args.models) < 2:
         return fail(f"{len(args.models)} model folder given; give two or more to average")
-    if args.shares is not None and (len(args.shares) != len(args.models) or min(args.shares) < 0
-                                    or sum(args.shares) <= 0):
-        return fail(f"--shares {' '.join(map(str, args.shares))}: give one non-negative share per model "
-                    f"({len(args.models)}), not all zero, e.g. --shares {' '.join(['1'] * len(args.models))}")
+    # These modules load no Keras: bad input is refused before the backend's seconds of start-up.
+    from expression.average import average_weights, normalized_shares
+    from expression.model_files import ModelError, held_model_files, load_model_folder, save_model
+    try:
+        shares = normalized_shares(args.shares, len(args.models))
+    except ValueError as error:
+        return fail(f"--shares {' '.join(map(str, args.shares))}: {error}; {len(args.models)} models here, "
+                    f"e.g. --shares {' '.join(['1'] * len(args.models))}")
     out = Path(args.out)
-    if (out / "emotion.weights.h5").is_file() and not args.overwrite:
-        return fail(f"{out}: already holds a model; pass a new --out folder, or add --overwrite to replace it")
+    held = held_model_files(out)
+    if held and not args.overwrite:
+        return fail(f"{out}: already holds a model ({held[0]}); pass a new --out folder, "
+                    "or add --overwrite to replace it")
     from expression.backend import backend_problem
     problem = backend_problem()
     if problem:
         return fail(problem)
-    from expression.average import average_weights
-    from expression.model_files import ModelError, load_model_folder, save_model
-
     loaded = []
     for folder in args.models:
         try:
@@ -62,7 +65,7 @@ def main(argv=None):
                         "does; average models trained on the same classes")
     models = [model for _, model, _ in loaded]
     try:
-        weights = average_weights(models, args.shares)
+        weights = average_weights(models, shares)
     except ValueError as error:
         return fail(f"cannot average {args.models[0]} with the others: {error}; pass models of one --width, "
                     "--convs and --normalize (grow a shallower one first: train.py --grow-from)")

@@ -107,8 +107,9 @@ def output_folder(args):
         if args.resume:
             return None, "--resume: pass --out with the folder of the run to continue (train.py printed it)"
         return Path(__file__).resolve().parent / "runs" / time.strftime("%Y%m%d-%H%M%S"), None
+    from expression.model_files import held_model_files
     out = Path(args.out)
-    held = [name for name in ("emotion.json", "emotion.weights.h5") if (out / name).is_file()]
+    held = held_model_files(out)
     if held and not args.overwrite and not args.explore:  # --explore writes two pictures, never a model
         return out, (f"{out}: already holds a model ({held[0]}); pass a new --out folder, "
                      "or add --overwrite to replace it")

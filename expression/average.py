@@ -17,12 +17,7 @@ def average_weights(models, shares=None):
     shares: one non-negative number per model (they are scaled to sum to 1); equal by default.
     Raises ValueError naming the first layer where the nets do not line up.
     """
-    if shares is None:
-        shares = [1.0] * len(models)
-    shares = np.asarray(shares, np.float64)
-    if len(shares) != len(models) or np.any(shares < 0) or shares.sum() <= 0:
-        raise ValueError("give one non-negative share per model, not all zero")
-    shares = shares / shares.sum()
+    shares = normalized_shares(shares, len(models))
     layout = _layout(models[0])
     for other in models[1:]:
         theirs = _layout(other)
@@ -36,6 +31,14 @@ def average_weights(models, shares=None):
             .astype(per_model[0][i].dtype) for i in range(len(per_model[0]))]
 
 
+def normalized_shares(shares, count):
+    """`shares` (None: equal) scaled to sum to 1; ValueError unless one non-negative share per model."""
+    shares = np.ones(count) if shares is None else np.asarray(shares, np.float64)
+    if len(shares) != count or np.any(shares < 0) or shares.sum() <= 0:
+        raise ValueError("give one non-negative share per model, not all zero")
+    return shares / shares.sum()
+
+
 def _layout(model):
-    """(name, weight shapes) of each layer that has weights."""
-    return [(layer.name, [w.shape for w in layer.get_weights()]) for layer in model.layers if layer.get_weights()]
+    """(name, weight shapes) of each layer that has weights; the shapes are read without copying them."""
+    return [(layer.name, [tuple(w.shape) for w in layer.weights]) for layer in model.layers if layer.weights]

@@ -60,6 +60,11 @@ def save_model(model, out_dir):
     atomic_write_text(out_dir / MODEL_JSON, json.dumps(_architecture(clean), indent=2))
 
 
+def held_model_files(folder):
+    """The model files already in `folder`: a script must not replace them unless asked."""
+    return [name for name in (MODEL_JSON, WEIGHTS) if (Path(folder) / name).is_file()]
+
+
 def plain_copy(model):
     """The model as it ships: float32 layers, no compile config, outside any distribution strategy.
 
