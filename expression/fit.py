@@ -13,7 +13,9 @@ batches an uninterrupted one would.
 import json
 import math
 import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,6 +142,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
         model = keras.models.load_model(folder / LAST)
         for variable, value in zip(_dropout_states(model), state.get("dropout_states", [])):
             variable.assign(np.asarray(value, variable.dtype))
+        _trim_history(folder / HISTORY, state["epochs_done"])
     else:
         state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
@@ -191,21 +194,22 @@ class RunCheckpoint(keras.callbacks.Callback):
         row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss", "val_accuracy", "val_loss")},
                "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "seconds": seconds}
-        state["seconds"] += seconds
-        state["epochs_done"] = epoch + 1
-        if row["val_accuracy"] > state["best_val_accuracy"]:
-            state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
-            atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
-        if self.config.ema:
-            _swap_ema(self.model)
-        if self.config.patience and epoch + 1 - state["best_epoch"] >= self.config.patience:
-            state["stopped_early"] = True
-            self.model.stop_training = True
-        state["dropout_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _dropout_states(self.model)]
-        _append_history(folder / HISTORY, row)
-        atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", self.model.save))
-        # state.json last: it is what --resume trusts, so it never points past what is on disk.
-        atomic_write_text(folder / STATE, json.dumps(state, indent=2))
+        with _interrupts_deferred():  # one epoch's files and state are written whole or not at all
+            state["seconds"] += seconds
+            state["epochs_done"] = epoch + 1
+            if row["val_accuracy"] > state["best_val_accuracy"]:
+                state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+                atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
+            if self.config.ema:
+                _swap_ema(self.model)
+            if self.config.patience and epoch + 1 - state["best_epoch"] >= self.config.patience:
+                state["stopped_early"] = True
+                self.model.stop_training = True
+            state["dropout_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _dropout_states(self.model)]
+            _append_history(folder / HISTORY, row)
+            atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", self.model.save))
+            # state.json last: it is what --resume trusts, so it never points past what is on disk.
+            atomic_write_text(folder / STATE, json.dumps(state, indent=2))
 
 
 def _validate(model, val):
@@ -240,3 +244,33 @@ def _append_history(path, row):
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt.
+
+    A signal that landed between the history row and state.json used to leave a row that
+    state.json does not count, and the resumed run wrote that epoch's row twice.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
+        yield
+        return
+    caught = []
+    previous = {number: signal.signal(number, lambda signum, frame: caught.append(signum))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _trim_history(path, epochs_done):
+    """Keep the first epochs_done rows: a run killed outright (kill -9) may have written one more."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        if len(lines) > epochs_done + 1:
+            atomic_write_text(path, "".join(lines[:epochs_done + 1]))
