@@ -218,7 +218,7 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "grow_mismatch":  # the bundled net is 32 wide: it cannot be grown into an 8-wide one
         args += ["--grow-from", ROOT / "models", "--width", "8", "--convs", "1122"]
         expect = ["--grow-from", "--width"]
-    elif case == "grow_shallower":  # the bundled net is 1222: growing it into 1122 would drop a conv
+    elif case == "grow_shallower":  # the bundled net is 1232: growing it into 1122 would drop convs
         args += ["--grow-from", ROOT / "models", "--convs", "1122"]
         expect = ["--grow-from", "fewer convs"]
     elif case == "bad_convs":
