@@ -61,8 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--rescan", type=int, default=15,
                    help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
                         "(default: 15; 0: a whole scan every frame)")
-    p.add_argument("--margin", type=float, default=0.0,  # classify.MARGIN: chosen by bench/live_accuracy.py
-                   help="context added around each face box, per side, as a share of its size (default: 0, the box)")
+    p.add_argument("--margin", type=float, default=-0.05,  # classify.MARGIN: chosen by bench/live_accuracy.py
+                   help="context added around each face box, per side, as a share of its size; negative trims "
+                        "the box (default: -0.05)")
     return p.parse_args(argv)
 
 
@@ -78,8 +79,10 @@ def check_options(args):
         return f"--min-face {args.min_face}: give the smallest face's width in pixels, e.g. 40"
     if args.scale_factor <= 1:
         return f"--scale-factor {args.scale_factor}: must be above 1 (e.g. 1.1)"
-    if min(args.max_frames, args.min_neighbors, args.detect_width, args.margin, args.rescan) < 0:
-        return "--max-frames, --min-neighbors, --detect-width, --margin and --rescan cannot be negative"
+    if min(args.max_frames, args.min_neighbors, args.detect_width, args.rescan) < 0:
+        return "--max-frames, --min-neighbors, --detect-width and --rescan cannot be negative"
+    if args.margin <= -0.5:
+        return f"--margin {args.margin}: must be above -0.5 (it trims that share of the box from each side), e.g. -0.05"
     return None
 
 

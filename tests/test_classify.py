@@ -74,6 +74,13 @@ def test_crops_grow_by_the_margin_and_stay_inside_the_frame():
     assert edge.shape == (1, 48, 48, 1)
 
 
+def test_a_negative_margin_trims_the_box():
+    gray = np.zeros((100, 100), np.uint8)
+    gray[45:55, 45:55] = 255  # a bright 10x10 square in the middle of a 20x20 box
+    crop = crop_faces(gray, [(40, 40, 20, 20)], margin=-0.25)[0, :, :, 0]  # the centre 10x10 only
+    assert crop.min() == 255
+
+
 def test_the_live_crop_margin_is_the_one_everything_uses():
     import inspect
     import realtime

@@ -216,7 +216,7 @@ def test_every_option_says_its_default(script, count):
                                   "mismatched_weights", "output_folder_missing", "no_display", "camera_no_display",
                                   "output_folder_for_video", "model_without_files", "bad_smooth",
                                   "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan",
-                                  "scale_factor_one", "missing_cascade", "broken_cascade"])
+                                  "margin_trims_everything", "scale_factor_one", "missing_cascade", "broken_cascade"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
     args = ["--source", video, "--no-display", *MODEL_ARGS]
@@ -267,6 +267,9 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "negative_rescan":
         args += ["--rescan", "-1"]
         expect = ["--rescan"]
+    elif case == "margin_trims_everything":  # -0.5 a side leaves no face to classify
+        args += ["--margin", "-0.5"]
+        expect = ["--margin", "above -0.5"]
     elif case == "scale_factor_one":  # a pyramid that never grows would never end
         args += ["--scale-factor", "1"]
         expect = ["--scale-factor", "above 1"]
