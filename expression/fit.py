@@ -8,7 +8,9 @@ strategy (see distribute.py). A run lives in a checkpoint folder: `last.keras` (
 optimizer state, written after every epoch), `best.weights.h5` (the best validation epoch
 so far), `state.json` and `history.csv`. Resuming reloads `last.keras`; because each
 epoch's shuffle and augmentation are seeded by (seed, epoch), a resumed run sees the same
-batches an uninterrupted one would.
+batches an uninterrupted one would. An epoch's model files are first written as pending
+files named for their epoch and take their real names only after state.json counts that
+epoch, so a process killed outright (kill -9) at any moment leaves files and state that agree.
 """
 import json
 import math
@@ -31,6 +33,7 @@ LAST = "last.keras"
 BEST = "best.weights.h5"
 STATE = "state.json"
 HISTORY = "history.csv"
+PENDING = ".pending"
 
 
 @dataclass
@@ -139,6 +142,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     state = read_state(folder) if resume else None
     if state is not None:
         config = FitConfig(**state["config"])  # the schedule must be the one the run started with
+        _promote_pending(folder, state["epochs_done"])
         model = keras.models.load_model(folder / LAST)
         for variable, value in zip(_dropout_states(model), state.get("dropout_states", [])):
             variable.assign(np.asarray(value, variable.dtype))
@@ -146,7 +150,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     else:
         state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
-        for stale in (LAST, BEST, HISTORY):
+        for stale in (LAST, BEST, HISTORY, *(path.name for path in folder.glob("*" + PENDING))):
             (folder / stale).unlink(missing_ok=True)
     targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
@@ -199,7 +203,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             state["epochs_done"] = epoch + 1
             if row["val_accuracy"] > state["best_val_accuracy"]:
                 state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
-                atomic_write(folder / BEST, lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
+                atomic_write(_pending(folder / BEST, epoch + 1),
+                             lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
             if self.config.ema:
                 _swap_ema(self.model)
             if self.config.patience and epoch + 1 - state["best_epoch"] >= self.config.patience:
@@ -207,9 +212,11 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.model.stop_training = True
             state["dropout_states"] = [keras.ops.convert_to_numpy(v).tolist() for v in _dropout_states(self.model)]
             _append_history(folder / HISTORY, row)
-            atomic_write(folder / LAST, lambda tmp: save_staged(tmp, ".keras", self.model.save))
-            # state.json last: it is what --resume trusts, so it never points past what is on disk.
+            atomic_write(_pending(folder / LAST, epoch + 1), lambda tmp: save_staged(tmp, ".keras", self.model.save))
+            # state.json is what --resume trusts: the epoch's files become last.keras and
+            # best.weights.h5 only once it counts them (see _promote_pending).
             atomic_write_text(folder / STATE, json.dumps(state, indent=2))
+            _promote_pending(folder, state["epochs_done"])
 
 
 def _validate(model, val):
@@ -266,6 +273,27 @@ def _interrupts_deferred():
             signal.signal(number, handler)
     if caught:
         raise KeyboardInterrupt
+
+
+def _pending(path, epoch):
+    """Where an epoch's copy of path waits until state.json counts that epoch."""
+    return path.with_name(f"{path.name}.epoch{epoch}{PENDING}")
+
+
+def _promote_pending(folder, epochs_done):
+    """Give the pending files of epoch epochs_done their real names; drop those of a later epoch.
+
+    A kill -9 after an epoch's files but before state.json leaves files one epoch ahead of
+    the state: they are dropped, and the resumed run trains that epoch again from the files
+    the state counts. A kill after state.json but before the renames leaves files the state
+    counts: they are renamed now.
+    """
+    for pending in sorted(Path(folder).glob("*" + PENDING)):
+        name, _, epoch = pending.name[:-len(PENDING)].rpartition(".epoch")
+        if epoch == str(epochs_done):
+            pending.replace(pending.with_name(name))
+        else:
+            pending.unlink()
 
 
 def _trim_history(path, epochs_done):

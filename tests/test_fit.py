@@ -51,3 +51,55 @@ def test_resume_drops_history_rows_that_state_json_does_not_count(tmp_path):
     assert history.read_text() == "epoch,loss\n0,1.5\n1,1.2\n"
     fit_module._trim_history(tmp_path / "absent.csv", 0)
     assert not (tmp_path / "absent.csv").exists()
+
+
+class Killed(Exception):
+    """Stands for kill -9: the process stops where it is, with no clean-up."""
+
+
+@pytest.mark.parametrize("moment", ["before state.json", "after state.json, before the renames"])
+def test_a_run_killed_outright_mid_checkpoint_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, moment):
+    """last.keras used to be renamed into place before state.json: a kill between the two left it one
+    epoch ahead of the state, and the resumed run trained that epoch twice."""
+    train, val = tiny_split(70, 0), tiny_split(14, 1)
+    config = FitConfig(epochs=3, batch_size=32, seed=3)
+    steps = 3  # 70 images in batches of 32
+    import keras
+    keras.utils.set_random_seed(5)  # both runs start from the same initial weights
+    clean, _ = fit(build_model(8, (1, 1, 1, 1), 0.2), train, val, config, tmp_path / "clean", verbose=0)
+    keras.utils.set_random_seed(5)
+
+    if moment == "before state.json":
+        real = fit_module.atomic_write_text
+
+        def kill_at_epoch_2(path, text):
+            if path.name == "state.json" and json.loads(text)["epochs_done"] == 2:
+                raise Killed
+            real(path, text)
+
+        monkeypatch.setattr(fit_module, "atomic_write_text", kill_at_epoch_2)
+        counted = 1
+    else:
+        real = fit_module._promote_pending
+
+        def kill_at_epoch_2(folder, epochs_done):
+            if epochs_done == 2:
+                raise Killed
+            real(folder, epochs_done)
+
+        monkeypatch.setattr(fit_module, "_promote_pending", kill_at_epoch_2)
+        counted = 2
+    folder = tmp_path / "killed"
+    with pytest.raises(Killed):
+        fit(build_model(8, (1, 1, 1, 1), 0.2), train, val, config, folder, verbose=0)
+    monkeypatch.undo()
+    assert json.loads((folder / "state.json").read_text())["epochs_done"] == counted
+    assert int(keras.models.load_model(folder / "last.keras").optimizer.iterations) == steps * 1  # not ahead
+    assert list(folder.glob("*.pending"))  # the killed epoch's files are there, under their pending names
+
+    resumed, state = fit(build_model(8, (1, 1, 1, 1), 0.2), train, val, config, folder, resume=True, verbose=0)
+    assert state["epochs_done"] == 3 and not list(folder.glob("*.pending"))
+    assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    assert int(keras.models.load_model(folder / "last.keras").optimizer.iterations) == steps * 3
+    for a, b in zip(clean.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
