@@ -44,3 +44,17 @@ def test_live_accuracy_prints_direct_and_live_accuracy_per_margin():
     row = re.search(r"^\s+140\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%$", out, re.M)
     assert row and float(row.group(1)) > 0, out  # some faces found, and each margin scored
     assert re.search(r"closest to direct: margin (0\.0|0\.1) \(live [\d.]+% vs direct [\d.]+%", out), out
+
+
+def test_arch_cost_prints_each_architecture_beside_the_first():
+    result = run_script("bench/arch_cost.py", "--convs", "1112,1122", "--calls", "3", "--rounds", "2",
+                        "--train-steps", "1")
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^  (\d{4}) +([\d.]+) +([\d.]+) +([\d.]+)x +(\d+)$", result.stdout, re.M)
+    assert [row[0] for row in rows] == ["1112", "1122"], result.stdout
+    assert float(rows[0][3]) == 1.0 and float(rows[1][1]) > float(rows[0][1]) > 0, result.stdout  # a conv adds weights
+    assert all(float(row[2]) > 0 and int(row[4]) > 0 for row in rows), result.stdout
+
+
+def test_arch_cost_bad_convs_is_one_clear_line():
+    assert_clean_error(run_script("bench/arch_cost.py", "--convs", "1232,12x"), "--convs", "one digit 1-9 per stage")
