@@ -53,6 +53,9 @@ def parse_args(argv=None):
     p.add_argument("--jpeg", type=float, default=0.0,
                    help="share of training images JPEG re-encoded at a random quality 20-90, as webcam video "
                         "and web photos are (default: 0, off)")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="blend each training image and its label with another's, by a Beta(a, a) weight: the "
+                        "mixup regulariser, with a = this value, e.g. 0.2 (default: 0, off)")
     p.add_argument("--class-weight", action="store_true",
                    help="weight each emotion's loss by 1 / its share of the training images, balanced (default: off)")
     p.add_argument("--teacher", default=None,
@@ -149,6 +152,8 @@ def main(argv=None):
                     "was saved in, or drop --resume to start a new run")
     if not 0 <= args.jpeg <= 1:
         return fail(f"--jpeg {args.jpeg}: give a share of the training images between 0 and 1, e.g. 0.3")
+    if not 0 <= args.mixup <= 10:
+        return fail(f"--mixup {args.mixup}: give Beta's alpha from 0 (off) to 10, e.g. 0.2")
     if not 0 <= args.ema < 1:
         return fail(f"--ema {args.ema}: give a momentum from 0 (off) to below 1, e.g. 0.999")
     if not 0 <= args.teacher_weight <= 1:
@@ -194,7 +199,8 @@ def main(argv=None):
 
     config = FitConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
-                       erase=args.erase, robust=args.robust, jpeg=args.jpeg, class_weight=args.class_weight,
+                       erase=args.erase, robust=args.robust, jpeg=args.jpeg, mixup=args.mixup,
+                       class_weight=args.class_weight,
                        teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths

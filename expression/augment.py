@@ -6,7 +6,8 @@ is resampled once (cv2.warpAffine, ~10 us); erasing is one vectorised mask for t
 robust=True adds what separates webcam and web photos from FER2013 besides framing: a
 random gamma (exposure curves), lower resolution (small faces scaled up) and sensor noise.
 jpeg > 0 re-encodes that share of the images as JPEG at a random quality, as video and web
-photos are compressed.
+photos are compressed. mixup() blends pairs of images and their targets, a regulariser for a
+net that fits its training faces better than new ones.
 """
 import cv2
 import numpy as np
@@ -84,3 +85,18 @@ def _erase(images, rng, probability, min_side=0.15, max_side=0.4):
     mask = ((rows >= y0[:, None, None]) & (rows < (y0 + h)[:, None, None])
             & (cols >= x0[:, None, None]) & (cols < (x0 + w)[:, None, None]) & chosen[:, None, None])
     images[..., 0] = np.where(mask, grey[:, None, None], images[..., 0])
+
+
+def mixup(images, targets, rng, alpha):
+    """Blend each image and target with another of the batch: weight w ~ Beta(alpha, alpha) on its own.
+
+    Zhang et al.'s mixup: the net is trained on straight lines between faces, which keeps it
+    from memorising single training faces. alpha = 0 returns the batch as it is, drawing nothing.
+    """
+    if alpha <= 0:
+        return images, targets
+    n = len(images)
+    partner = rng.permutation(n)
+    weight = rng.beta(alpha, alpha, n).astype(np.float32)
+    blended = weight[:, None, None, None] * images + (1 - weight[:, None, None, None]) * images[partner]
+    return blended.astype(np.float32), weight[:, None] * targets + (1 - weight[:, None]) * targets[partner]

@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .augment import augment
+from .augment import augment, mixup
 from .labels import EMOTIONS
 from .model import predict_probabilities, tta_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
@@ -48,6 +48,7 @@ class FitConfig:
     erase: float = 0.5  # share of training images that get a random-erasing patch
     robust: bool = False  # gamma, low-resolution and noise jitter (augment.py)
     jpeg: float = 0.0  # share of training images JPEG re-encoded at a random quality (augment.py)
+    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs (augment.py); 0 = off
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
     teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
@@ -67,9 +68,10 @@ class AugmentedBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False,
-                 jpeg=0.0):
+                 jpeg=0.0, mixup=0.0):
         super().__init__()
         self.images, self.targets, self.erase, self.robust, self.jpeg = images, targets, erase, robust, jpeg
+        self.mixup = mixup
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -84,8 +86,8 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        return augment(self.images[take], rng, erase=self.erase, robust=self.robust,
-                       jpeg=self.jpeg), self.targets[take]
+        images = augment(self.images[take], rng, erase=self.erase, robust=self.robust, jpeg=self.jpeg)
+        return mixup(images, self.targets[take], rng, self.mixup)
 
     def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
@@ -155,7 +157,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
-                               jpeg=config.jpeg)
+                               jpeg=config.jpeg, mixup=config.mixup)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

@@ -167,7 +167,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
-                                  "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "no_grow_source",
+                                  "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source",
                                   "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
@@ -209,6 +209,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "bad_jpeg":
         args += ["--jpeg", "2"]
         expect = ["--jpeg", "between 0 and 1"]
+    elif case == "bad_mixup":
+        args += ["--mixup", "-0.2"]
+        expect = ["--mixup", "from 0 (off)"]
     elif case == "bad_ema":
         args += ["--ema", "1"]
         expect = ["--ema", "below 1"]
@@ -428,3 +431,49 @@ def test_ema_and_grow_train_end_to_end(trained, small_data, tmp_path):
     identity = np.zeros_like(kernel["conv3_2"])
     identity[1, 1] = np.eye(identity.shape[2])
     assert np.abs(kernel["conv3_2"] - identity).max() < 1e-3
+
+
+def test_mixup_blends_each_image_and_target_with_one_partner_by_the_same_weight():
+    from expression.augment import mixup
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (32, 48, 48, 1)).astype(np.float32)
+    targets = np.eye(7, dtype=np.float32)[np.arange(32) % 7]
+    same = mixup(images, targets, np.random.default_rng(1), 0)
+    assert same[0] is images and same[1] is targets  # off: the batch untouched, no random numbers drawn
+    blended, soft = mixup(images, targets, np.random.default_rng(1), 0.4)
+    assert blended.dtype == np.float32 and soft.shape == targets.shape
+    np.testing.assert_allclose(soft.sum(1), 1, rtol=1e-6)  # still a distribution over the 7 emotions
+    assert (soft.max(1) < 0.99).mean() > 0.5  # most targets are blends, not one-hot
+    partner = np.random.default_rng(1).permutation(32)  # the draws mixup makes, in its order
+    weight = np.random.default_rng(1)
+    weight.permutation(32)
+    weight = weight.beta(0.4, 0.4, 32).astype(np.float32)
+    np.testing.assert_allclose(blended, weight[:, None, None, None] * images
+                               + (1 - weight[:, None, None, None]) * images[partner], rtol=1e-5)
+    np.testing.assert_allclose(soft, weight[:, None] * targets + (1 - weight[:, None]) * targets[partner], rtol=1e-5)
+
+
+def test_training_batches_are_mixed_only_when_asked_and_the_same_each_time():
+    from expression.fit import AugmentedBatches
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 48, 48, 1)).astype(np.uint8)
+    targets = np.eye(7, dtype=np.float32)[np.arange(40) % 7]
+    plain = AugmentedBatches(images, targets, 16, seed=2, erase=0.25)[1]
+    assert set(np.unique(plain[1])) == {0.0, 1.0}
+    mixed = AugmentedBatches(images, targets, 16, seed=2, erase=0.25, mixup=0.2)
+    first, again = mixed[1], mixed[1]
+    np.testing.assert_array_equal(first[0], again[0])  # seeded by (seed, epoch, batch): a resumed run sees it too
+    assert (first[1].max(1) < 0.99).any() and not np.array_equal(first[0], plain[0])
+
+
+@needs_data
+def test_mixup_changes_the_training_loss_and_is_recorded(trained, small_data, tmp_path):
+    plain, _ = trained
+    out = tmp_path / "mixed"
+    result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "2", "--batch-size", "32",
+                        "--width", "8", "--quiet", "--seed", "3", "--mixup", "0.4")  # otherwise the fixture's run
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text())["config"]["mixup"] == 0.4
+    assert json.loads((plain / "metrics.json").read_text())["config"]["mixup"] == 0.0
+    mixed_loss = pd.read_csv(out / "history.csv")["loss"].iloc[0]
+    assert mixed_loss != pytest.approx(pd.read_csv(plain / "history.csv")["loss"].iloc[0], rel=1e-3)
