@@ -152,8 +152,9 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     else:
         state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
-        for stale in (LAST, BEST, HISTORY, *(path.name for path in folder.glob("*" + PENDING))):
+        for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
+        _promote_pending(folder, 0)  # no epoch counted yet: an earlier run's pending files all go
     targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
@@ -283,7 +284,7 @@ def _pending(path, epoch):
 
 
 def _promote_pending(folder, epochs_done):
-    """Give the pending files of epoch epochs_done their real names; drop those of a later epoch.
+    """Give the pending files of epoch epochs_done their real names; drop those of any other epoch.
 
     A kill -9 after an epoch's files but before state.json leaves files one epoch ahead of
     the state: they are dropped, and the resumed run trains that epoch again from the files
