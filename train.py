@@ -58,9 +58,9 @@ def parse_args(argv=None):
                         "mixup regulariser, with a = this value, e.g. 0.2 (default: 0, off)")
     p.add_argument("--class-weight", action="store_true",
                    help="weight each emotion's loss by 1 / its share of the training images, balanced (default: off)")
-    p.add_argument("--teacher", default=None,
-                   help="distil this model folder (emotion.json + weights): the targets mix its 10-view TTA "
-                        "probabilities with the true labels (default: none)")
+    p.add_argument("--teacher", nargs="+", default=None, metavar="DIR",
+                   help="distil these model folders (emotion.json + weights): the targets mix their mean 10-view "
+                        "TTA probabilities, an ensemble's, with the true labels (default: none)")
     p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model (default: none, random weights)")
@@ -158,9 +158,9 @@ def main(argv=None):
         return fail(f"--ema {args.ema}: give a momentum from 0 (off) to below 1, e.g. 0.999")
     if not 0 <= args.teacher_weight <= 1:
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
-    teacher_dir = state["config"].get("teacher") if state else args.teacher  # a resumed run keeps its teacher
-    teacher = None
-    if teacher_dir:
+    teacher_dirs = state["config"].get("teacher") if state else args.teacher  # a resumed run keeps its teachers
+    teachers = []
+    for teacher_dir in teacher_dirs or []:
         try:
             teacher, teacher_labels = load_model_folder(teacher_dir)
         except ModelError as error:
@@ -168,6 +168,7 @@ def main(argv=None):
         if list(teacher_labels) != list(EMOTIONS):  # its probabilities must line up with our classes
             return fail(f"--teacher {teacher_dir}: its labels.json lists {teacher_labels}, not FER2013's "
                         f"{list(EMOTIONS)}; pass a model folder written by train.py")
+        teachers.append(teacher)
     try:
         scope, devices = data_parallel() if args.distribute else (contextlib.nullcontext(), [])
     except RuntimeError as error:  # a backend without a distribution engine here
@@ -223,7 +224,7 @@ def main(argv=None):
                             "pass weights saved by train.py with the same --width and --convs")
         try:
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
-                               verbose=0 if args.quiet else 1, drop_last=args.distribute, teacher=teacher)
+                               verbose=0 if args.quiet else 1, drop_last=args.distribute, teachers=teachers)
         except Interrupted as stop:
             again = f"python train.py --data {args.data} --out {out}"
             if args.checkpoints:  # the resumed run must find this checkpoint folder

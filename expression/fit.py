@@ -50,7 +50,7 @@ class FitConfig:
     jpeg: float = 0.0  # share of training images JPEG re-encoded at a random quality (augment.py)
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs (augment.py); 0 = off
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
-    teacher: str = None  # model folder whose 10-view TTA probabilities become part of the targets
+    teacher: list = None  # model folders whose mean 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
     ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
     seed: int = 0
@@ -107,17 +107,18 @@ def compile_model(model, config, steps_per_epoch):
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
-def training_targets(labels, teacher=None, images=None, teacher_weight=0.5):
-    """(N, 7) float32 targets: one-hot labels, or mixed with a teacher model's 10-view TTA probabilities.
+def training_targets(labels, teachers=(), images=None, teacher_weight=0.5):
+    """(N, 7) float32 targets: one-hot labels, or mixed with teacher models' mean 10-view TTA probabilities.
 
-    Distilling the teacher's flip-and-shift average into one network is how a single forward
-    pass can learn what test-time augmentation knows; the mix is knowledge distillation at
-    temperature 1 (cross-entropy on it = label loss + KL to the teacher, up to a constant).
+    Distilling the teachers' flip-and-shift average into one network is how a single forward
+    pass can learn what test-time augmentation and an ensemble know; the mix is knowledge
+    distillation at temperature 1 (cross-entropy on it = label loss + KL to the teachers, up to
+    a constant). Several teachers are an ensemble: their probabilities are averaged.
     """
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
-    if teacher is None:
+    if not teachers:
         return onehot
-    soft = tta_probabilities(teacher, images).astype(np.float32)
+    soft = np.mean([tta_probabilities(teacher, images) for teacher in teachers], axis=0).astype(np.float32)
     return teacher_weight * soft + (1 - teacher_weight) * onehot
 
 
@@ -132,10 +133,10 @@ def read_state(folder):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teacher=None):
+def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teachers=()):
     """Train (or resume) in `folder`; returns (model with the best-val weights, state).
 
-    `teacher`, the loaded model of config.teacher, is distilled into `model` (see training_targets).
+    `teachers`, the loaded models of config.teacher, are distilled into `model` (see training_targets).
 
     Raises Interrupted on Ctrl-C or SIGTERM, after the last finished epoch is on disk.
     """
@@ -155,7 +156,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
         _promote_pending(folder, 0)  # no epoch counted yet: an earlier run's pending files all go
-    targets = training_targets(train.labels, teacher, train.images, config.teacher_weight)
+    targets = training_targets(train.labels, teachers, train.images, config.teacher_weight)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
                                jpeg=config.jpeg, mixup=config.mixup)

@@ -167,6 +167,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
+                                  "second_teacher_missing",
                                   "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source",
                                   "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
@@ -195,6 +196,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
         expect = ["--resume", "no interrupted run", "--checkpoints"]
     elif case == "no_teacher":
         args += ["--teacher", tmp_path / "no_model"]
+        expect = ["--teacher", "no_model", "not found"]
+    elif case == "second_teacher_missing":  # an ensemble is checked member by member before any training
+        args += ["--teacher", ROOT / "models", tmp_path / "no_model"]
         expect = ["--teacher", "no_model", "not found"]
     elif case == "teacher_weight":
         args += ["--teacher", ROOT / "models", "--teacher-weight", "1.5"]
@@ -294,11 +298,24 @@ def test_training_targets_mix_the_teachers_tta_probabilities_with_the_labels():
     keras.utils.set_random_seed(1)
     teacher = build_model(width=4)
     images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.uint8)
-    targets = training_targets(labels, teacher, images, teacher_weight=0.7)
+    targets = training_targets(labels, [teacher], images, teacher_weight=0.7)
     expected = 0.7 * tta_probabilities(teacher, images) + 0.3 * np.eye(7)[labels]
     np.testing.assert_allclose(targets, expected, atol=1e-6)
     np.testing.assert_allclose(targets.sum(1), 1, atol=1e-5)
     assert targets.dtype == np.float32
+
+
+def test_several_teachers_are_an_ensemble_whose_mean_probabilities_are_distilled():
+    from expression.fit import training_targets
+    from expression.model import build_model, tta_probabilities
+    labels = np.array([2, 5, 4])
+    images = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.uint8)
+    keras.utils.set_random_seed(1)
+    first, second = build_model(width=4), build_model(width=8)  # members may differ in shape
+    mean = (tta_probabilities(first, images) + tta_probabilities(second, images)) / 2
+    assert not np.allclose(tta_probabilities(first, images), tta_probabilities(second, images), atol=1e-3)
+    targets = training_targets(labels, [first, second], images, teacher_weight=0.6)
+    np.testing.assert_allclose(targets, 0.6 * mean + 0.4 * np.eye(7)[labels], atol=1e-6)
 
 
 @needs_data
@@ -311,7 +328,7 @@ def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
                             "--width", "8", "--quiet", "--teacher", teacher, "--teacher-weight", weight)
         assert result.returncode == 0, result.stderr
         config = json.loads((out / "metrics.json").read_text())["config"]
-        assert config["teacher"] == str(teacher) and config["teacher_weight"] == float(weight)
+        assert config["teacher"] == [str(teacher)] and config["teacher_weight"] == float(weight)
         losses[weight] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert losses["0.8"] != pytest.approx(losses["0"], rel=1e-3)  # the teacher's targets were trained on
 
