@@ -130,7 +130,12 @@ def balanced_class_weights(labels):
 
 def read_state(folder):
     path = Path(folder) / STATE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if isinstance(state["config"].get("teacher"), str):  # saved before --teacher took several folders
+        state["config"]["teacher"] = [state["config"]["teacher"]]
+    return state
 
 
 def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teachers=()):

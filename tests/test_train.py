@@ -334,6 +334,21 @@ def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
 
 
 @needs_data
+def test_a_checkpoint_saved_with_one_teacher_folder_resumes_with_it(trained, small_data, tmp_path):
+    """state.json from before --teacher took several folders holds one path, not a list of them."""
+    out = tmp_path / "old"
+    shutil.copytree(trained[0], out)
+    state_file = out / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["config"]["teacher"] = str(trained[0])
+    state_file.write_text(json.dumps(state))
+    result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "2", "--batch-size", "32",
+                        "--width", "8", "--quiet", "--seed", "3", "--overwrite", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text())["config"]["teacher"] == [str(trained[0])]
+
+
+@needs_data
 def test_training_never_replaces_a_model_unless_asked(small_data, tmp_path):
     folder = tmp_path / "models"
     shutil.copytree(ROOT / "models", folder, ignore=shutil.ignore_patterns("emotion.opencv.*"))
@@ -461,10 +476,9 @@ def test_mixup_blends_each_image_and_target_with_one_partner_by_the_same_weight(
     assert blended.dtype == np.float32 and soft.shape == targets.shape
     np.testing.assert_allclose(soft.sum(1), 1, rtol=1e-6)  # still a distribution over the 7 emotions
     assert (soft.max(1) < 0.99).mean() > 0.5  # most targets are blends, not one-hot
-    partner = np.random.default_rng(1).permutation(32)  # the draws mixup makes, in its order
-    weight = np.random.default_rng(1)
-    weight.permutation(32)
-    weight = weight.beta(0.4, 0.4, 32).astype(np.float32)
+    draws = np.random.default_rng(1)  # the draws mixup makes, in its order
+    partner = draws.permutation(32)
+    weight = draws.beta(0.4, 0.4, 32).astype(np.float32)
     np.testing.assert_allclose(blended, weight[:, None, None, None] * images
                                + (1 - weight[:, None, None, None]) * images[partner], rtol=1e-5)
     np.testing.assert_allclose(soft, weight[:, None] * targets + (1 - weight[:, None]) * targets[partner], rtol=1e-5)
