@@ -8,6 +8,12 @@
 grayscale), a folder of split folders with --split, or Kaggle's fer2013.csv, whose PrivateTest
 rows are evaluated unless --split names another split (train/val/test or Training/PublicTest/
 PrivateTest). --tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
+Several --model folders are scored as one ensemble (their probabilities averaged), the way
+train.py --teacher distils them. --against compares with another model on the same faces: the
+faces only each gets right and the standard error of the difference, to tell a gain from noise:
+
+    python evaluate.py --model models runs/other --data ../shared/fer2013/val
+    python evaluate.py --model runs/new --against models --data ../shared/fer2013/val
 """
 import argparse
 import os
@@ -18,8 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models",
-                   help="folder with emotion.json, emotion.weights.h5, labels.json (default: models)")
+    p.add_argument("--model", nargs="+", default=["models"], metavar="DIR",
+                   help="folder with emotion.json, emotion.weights.h5, labels.json; several folders are scored "
+                        "as one ensemble, their probabilities averaged (default: models)")
     p.add_argument("--data", default="data/fer2013/test",
                    help="a split folder DIR/<emotion>/*.jpg, a folder with split folders (with --split), "
                         "or Kaggle's fer2013.csv; images of any size are read as grayscale and resized to 48x48 "
@@ -28,6 +35,9 @@ def parse_args(argv=None):
                    help="which split: train, val or test, or Kaggle's Training, PublicTest or PrivateTest "
                         "(default: none for a folder; test, i.e. PrivateTest, for a CSV)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average flips and shifts (default: off)")
+    p.add_argument("--against", nargs="+", default=None, metavar="DIR",
+                   help="also score this model (several: an ensemble) on the same faces and print the faces only "
+                        "each gets right, with the standard error of the difference (default: none)")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here (default: none)")
     return p.parse_args(argv)
 
@@ -41,24 +51,34 @@ def main(argv=None):
         return 2
     import pandas as pd
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
-    from expression.model import predict_probabilities, tta_probabilities
+    from expression.model import ensemble_probabilities
     from expression.model_files import ModelError, load_model_folder
-    from expression.report import classification_metrics, write_json
+    from expression.report import classification_metrics, paired_comparison, write_json
 
     try:
         data = check_data_path(args.data)  # before the model: a typo costs no waiting
         name = split_name(args.split) if args.split else ("test" if data.is_file() else None)
-        model, labels = load_model_folder(args.model)
+        folders = args.model + (args.against or [])
+        models, orders = zip(*map(load_model_folder, folders))
+        for folder, order in zip(folders[1:], orders[1:]):  # averaging and comparing need one label order
+            if order != orders[0]:
+                raise ModelError(f"{folder}: its labels.json orders the emotions {order}, {folders[0]}'s "
+                                 f"{orders[0]}; combine only models trained with one label order")
         split = load_split(data, name)
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
-    probabilities = (tta_probabilities if args.tta else predict_probabilities)(model, split.images)
+    labels = orders[0]
+    probabilities = ensemble_probabilities(models[:len(args.model)], split.images, tta=args.tta)
     metrics = classification_metrics(split.labels, probabilities)
+    if args.against:
+        reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta)
+        metrics["against"] = {"models": args.against} | paired_comparison(split.labels, probabilities, reference)
     per_class = pd.DataFrame(metrics["per_class"]).T
     confusion = pd.DataFrame(metrics["confusion_matrix"]["rows_true_cols_predicted"], index=labels, columns=labels)
     print(f"{args.data}{f' ({name})' if name else ''}: {len(split.labels)} images"
-          f"{' (TTA, 10 views)' if args.tta else ''}")
+          f"{' (TTA, 10 views)' if args.tta else ''}"
+          f"{f', ensemble of {len(args.model)} models' if len(args.model) > 1 else ''}")
     for line in data_warnings({name or data.name: split}):
         print(f"warning: {line}")
     print(f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}  "
@@ -67,8 +87,13 @@ def main(argv=None):
     print(per_class.round(3).to_string())
     print("confusion matrix (rows true, columns predicted):")
     print(confusion.to_string())
+    if args.against:
+        a = metrics["against"]
+        print(f"against {' + '.join(args.against)}: {a['only_this']} faces right only here, "
+              f"{a['only_reference']} only there: {100 * a['difference']:+.2f} points, "
+              f"standard error {100 * a['standard_error']:.2f}")
     if args.out:
-        write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta})
+        write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model})
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .augment import augment, mixup
 from .labels import EMOTIONS
-from .model import predict_probabilities, tta_probabilities
+from .model import ensemble_probabilities, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 
 LAST = "last.keras"
@@ -118,7 +118,7 @@ def training_targets(labels, teachers=(), images=None, teacher_weight=0.5):
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
     if not teachers:
         return onehot
-    soft = np.mean([tta_probabilities(teacher, images) for teacher in teachers], axis=0).astype(np.float32)
+    soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
     return teacher_weight * soft + (1 - teacher_weight) * onehot
 
 

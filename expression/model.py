@@ -75,3 +75,9 @@ def tta_probabilities(model, images, shift=2, batch_size=256):
                         for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift))]
     views += [view[:, :, ::-1] for view in views]
     return np.mean([predict_probabilities(model, view, batch_size) for view in views], axis=0)
+
+
+def ensemble_probabilities(models, images, tta=False):
+    """Mean probabilities of several models on the same faces (an ensemble), each over 10 views with tta."""
+    predict = tta_probabilities if tta else predict_probabilities
+    return np.mean([predict(model, images) for model in models], axis=0)

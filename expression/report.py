@@ -59,6 +59,25 @@ def expected_calibration_error(labels, probabilities, bins=15):
     return float(error)
 
 
+def paired_comparison(labels, probabilities, reference):
+    """How two models differ on the same faces: the faces only each gets right, and whether it is noise.
+
+    The accuracy difference is the mean of per-face differences (+1, 0 or -1); its standard error
+    comes from those, so faces both models get right or both miss add no noise. On 3,589 faces two
+    similar models differ by a standard error of about 0.3 points, far less than the 0.8 points of
+    either accuracy alone: a gain of a few faces is noise all the same.
+    """
+    right, right_before = probabilities.argmax(1) == labels, reference.argmax(1) == labels
+    differences = right.astype(float) - right_before
+    n = len(labels)
+    return {
+        "only_this": int((right & ~right_before).sum()),
+        "only_reference": int((right_before & ~right).sum()),
+        "difference": float(differences.mean()) if n else 0.0,
+        "standard_error": float(differences.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+    }
+
+
 def plot_confusion(metrics, path, title):
     confusion = np.asarray(metrics["confusion_matrix"]["rows_true_cols_predicted"])
     share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)

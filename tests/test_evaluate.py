@@ -1,5 +1,6 @@
 """evaluate.py on Kaggle's CSV and on folders of large face crops, and its errors, as a user runs it."""
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -73,3 +74,69 @@ def test_macro_recall_weighs_every_present_emotion_equally():
     metrics = classification_metrics(labels, probabilities)
     assert metrics["accuracy"] == 0.9
     assert metrics["macro_recall"] == 0.75  # (1 + 0.5) / 2: the five absent emotions do not count
+
+
+def random_twin(folder):
+    """A model folder with the shipped architecture and labels but fresh random weights."""
+    import keras
+    folder.mkdir()
+    for name in ("emotion.json", "labels.json"):
+        shutil.copy(MODELS / name, folder / name)
+    keras.utils.set_random_seed(3)
+    keras.models.model_from_json((MODELS / "emotion.json").read_text()).save_weights(folder / "emotion.weights.h5")
+    return folder
+
+
+@needs_model
+@needs_data
+def test_several_models_are_scored_as_one_ensemble_and_against_counts_each_ones_faces(tmp_path):
+    from expression.data import load_split
+    from expression.model import predict_probabilities
+    from expression.model_files import load_model_folder
+    from expression.report import classification_metrics
+    faces = make_split(tmp_path / "val", per_class=5, source="val")
+    twin = random_twin(tmp_path / "twin")
+    split = load_split(faces)
+    shipped, fresh = (predict_probabilities(load_model_folder(f)[0], split.images) for f in (MODELS, twin))
+    expected = classification_metrics(split.labels, (shipped + fresh) / 2)
+    metrics, stdout = evaluate(twin, "--data", faces, "--out", tmp_path / "ensemble.json")  # --model MODELS twin
+    assert "ensemble of 2 models" in stdout
+    assert metrics["confusion_matrix"] == expected["confusion_matrix"]
+    assert metrics["expected_calibration_error"] == pytest.approx(expected["expected_calibration_error"], abs=1e-5)
+    assert metrics["models"] == [str(MODELS), str(twin)]
+
+    result = run_script("evaluate.py", "--model", twin, "--against", MODELS, "--data", faces,
+                        "--out", tmp_path / "against.json")
+    assert result.returncode == 0, result.stderr
+    against = json.loads((tmp_path / "against.json").read_text())["against"]
+    right_twin, right_shipped = fresh.argmax(1) == split.labels, shipped.argmax(1) == split.labels
+    assert against["only_this"] == int((right_twin & ~right_shipped).sum())
+    assert against["only_reference"] == int((right_shipped & ~right_twin).sum()) > 0
+    assert against["difference"] == pytest.approx(right_twin.mean() - right_shipped.mean())
+    assert f"{against['only_reference']} only there" in result.stdout
+
+
+def test_paired_comparison_counts_the_faces_only_each_model_gets_right():
+    from expression.report import paired_comparison
+    labels = np.array([0, 1, 2, 3, 4])
+    this = np.eye(7)[[0, 1, 2, 6, 6]]  # right on faces 0, 1, 2
+    reference = np.eye(7)[[0, 6, 6, 3, 6]]  # right on faces 0 and 3
+    result = paired_comparison(labels, this, reference)
+    assert (result["only_this"], result["only_reference"]) == (2, 1)
+    assert result["difference"] == pytest.approx(0.2)
+    assert result["standard_error"] == pytest.approx(np.std([0, 1, 1, -1, 0], ddof=1) / np.sqrt(5))
+
+
+@needs_model
+@pytest.mark.parametrize("case", ["missing", "label_order"])
+def test_an_ensemble_member_that_cannot_join_is_one_clear_line(case, tmp_path):
+    other = tmp_path / "other"
+    if case == "missing":
+        expect = [str(other / "emotion.json"), "not found"]
+    else:
+        shutil.copytree(MODELS, other, ignore=shutil.ignore_patterns("emotion.opencv.*"))
+        labels = json.loads((other / "labels.json").read_text())
+        (other / "labels.json").write_text(json.dumps(labels | {"labels": labels["labels"][::-1]}))
+        expect = [str(other), "orders the emotions", "one label order"]
+    result = run_script("evaluate.py", "--model", MODELS, other, "--data", tmp_path)
+    assert_clean_error(result, *expect)
