@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from expression.classify import EmotionClassifier, crop_faces  # noqa: E402
+from expression.classify import MARGIN, EmotionClassifier, crop_faces  # noqa: E402
 from expression.data import DataError, load_split, stratified_holdout, subset  # noqa: E402
 from expression.detect import FaceDetector, iou  # noqa: E402
 from expression.model_files import ModelError, load_model_folder  # noqa: E402
@@ -41,8 +41,9 @@ def main(argv=None):
                    help="a split folder DIR/<emotion>/ (default: ../shared/fer2013/val)")
     p.add_argument("--model", default=str(ROOT / "models"), help="model folder (default: models/)")
     p.add_argument("--sizes", default="80,140,220", help="face sizes in the frame, pixels (default: 80,140,220)")
-    p.add_argument("--margins", default="0,0.05,0.1,0.15,0.2,0.25",
-                   help="crop margins to compare, share of the box per side (default: 0,0.05,0.1,0.15,0.2,0.25)")
+    p.add_argument("--margins", default="-0.1,-0.05,0,0.05,0.1,0.2",
+                   help="crop margins to compare, share of the box per side; negative trims the box "
+                        "(default: -0.1,-0.05,0,0.05,0.1,0.2; a list that starts negative takes '=', e.g. --margins=-0.05,0)")
     p.add_argument("--limit", type=int, default=1000, help="faces, a stratified sample (default: 1000; 0: all)")
     p.add_argument("--seed", type=int, default=0, help="sample, placement and background seed (default: 0)")
     args = p.parse_args(argv)
@@ -93,6 +94,9 @@ def main(argv=None):
           + "  ".join(f"{np.mean(totals[m]):>7.1%}" for m in margins))
     print(f"closest to direct: margin {best} (live {np.mean(totals[best]):.1%} vs direct {np.mean(found_direct):.1%}, "
           f"{100 * (np.mean(totals[best]) - np.mean(found_direct)):+.1f} points)")
+    if MARGIN in totals:  # what realtime.py does by default
+        print(f"live default: margin {MARGIN} (live {np.mean(totals[MARGIN]):.1%} vs direct {np.mean(found_direct):.1%}, "
+              f"{100 * (np.mean(totals[MARGIN]) - np.mean(found_direct)):+.1f} points)")
     return 0
 
 

@@ -37,13 +37,14 @@ def test_bench_bad_input_is_one_clear_line(case, tmp_path):
 
 @needs_data
 def test_live_accuracy_prints_direct_and_live_accuracy_per_margin():
-    result = run_script("bench/live_accuracy.py", "--limit", "21", "--sizes", "140", "--margins", "0,0.1")
+    result = run_script("bench/live_accuracy.py", "--limit", "21", "--sizes", "140", "--margins=-0.05,0.1")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert re.search(r"\d+ faces; direct \(FER2013's crop\) accuracy [\d.]+%", out), out
     row = re.search(r"^\s+140\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%$", out, re.M)
     assert row and float(row.group(1)) > 0, out  # some faces found, and each margin scored
-    assert re.search(r"closest to direct: margin (0\.0|0\.1) \(live [\d.]+% vs direct [\d.]+%", out), out
+    assert re.search(r"closest to direct: margin (-0\.05|0\.1) \(live [\d.]+% vs direct [\d.]+%", out), out
+    assert re.search(r"live default: margin -0\.05 \(live [\d.]+% vs direct [\d.]+%", out), out  # realtime.py's crop
 
 
 def test_arch_cost_prints_each_architecture_beside_the_first():
