@@ -43,7 +43,7 @@ def main(argv=None):
     p.add_argument("--sizes", default="80,140,220", help="face sizes in the frame, pixels (default: 80,140,220)")
     p.add_argument("--margins", default="-0.1,-0.05,0,0.05,0.1,0.2",
                    help="crop margins to compare, share of the box per side; negative trims the box "
-                        "(default: -0.1,-0.05,0,0.05,0.1,0.2; a list that starts negative takes '=', e.g. --margins=-0.05,0)")
+                        "(default: %(default)s; a list that starts negative takes '=', e.g. --margins=-0.05,0)")
     p.add_argument("--limit", type=int, default=1000, help="faces, a stratified sample (default: 1000; 0: all)")
     p.add_argument("--seed", type=int, default=0, help="sample, placement and background seed (default: 0)")
     args = p.parse_args(argv)
@@ -89,14 +89,18 @@ def main(argv=None):
             totals[m] += live[m]
         print(f"{size:>5} {len(hits) / len(split.labels):>6.1%} {np.mean(hits):>16.1%}  "
               + "  ".join(f"{np.mean(live[m]):>7.1%}" for m in margins))
-    best = min(margins, key=lambda m: abs(np.mean(totals[m]) - np.mean(found_direct)))
-    print(f"{'all':>5} {len(found_direct) / (len(sizes) * len(split.labels)):>6.1%} {np.mean(found_direct):>16.1%}  "
+    direct_found = np.mean(found_direct)
+    best = min(margins, key=lambda m: abs(np.mean(totals[m]) - direct_found))
+    print(f"{'all':>5} {len(found_direct) / (len(sizes) * len(split.labels)):>6.1%} {direct_found:>16.1%}  "
           + "  ".join(f"{np.mean(totals[m]):>7.1%}" for m in margins))
-    print(f"closest to direct: margin {best} (live {np.mean(totals[best]):.1%} vs direct {np.mean(found_direct):.1%}, "
-          f"{100 * (np.mean(totals[best]) - np.mean(found_direct)):+.1f} points)")
+
+    def gap(m):
+        return f"margin {m} (live {np.mean(totals[m]):.1%} vs direct {direct_found:.1%}, " \
+               f"{100 * (np.mean(totals[m]) - direct_found):+.1f} points)"
+
+    print(f"closest to direct: {gap(best)}")
     if MARGIN in totals:  # what realtime.py does by default
-        print(f"live default: margin {MARGIN} (live {np.mean(totals[MARGIN]):.1%} vs direct {np.mean(found_direct):.1%}, "
-              f"{100 * (np.mean(totals[MARGIN]) - np.mean(found_direct)):+.1f} points)")
+        print(f"live default: {gap(MARGIN)}")
     return 0
 
 
