@@ -14,6 +14,13 @@ faces only each gets right and the standard error of the difference, to tell a g
 
     python evaluate.py --model models runs/other --data ../shared/fer2013/val
     python evaluate.py --model runs/new --against models --data ../shared/fer2013/val
+
+--votes adds FER+'s view (ten annotators per face, ../shared/ferplus/votes.csv): accuracy against
+the majority vote (faces whose majority is contempt, unknown or not-a-face left out), per emotion,
+the recall of neutral-majority faces and the share of other faces answered "neutral". That share,
+against the folder's own labels, is printed for any data:
+
+    python evaluate.py --model models --data ../shared/fer2013/test --votes ../shared/ferplus/votes.csv
 """
 import argparse
 import os
@@ -25,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", nargs="+", default=["models"], metavar="DIR",
-                   help="folder with emotion.json, emotion.weights.h5, labels.json; several folders are scored "
-                        "as one ensemble, their probabilities averaged (default: models)")
+                   help="folder with emotion.json, emotion.weights.h5, labels.json, or its emotion.json; several "
+                        "are scored as one ensemble, their probabilities averaged (default: models)")
     p.add_argument("--data", default="data/fer2013/test",
                    help="a split folder DIR/<emotion>/*.jpg, a folder with split folders (with --split), "
                         "or Kaggle's fer2013.csv; images of any size are read as grayscale and resized to 48x48 "
@@ -38,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--against", nargs="+", default=None, metavar="DIR",
                    help="also score this model (several: an ensemble) on the same faces and print the faces only "
                         "each gets right, with the standard error of the difference (default: none)")
+    p.add_argument("--votes", default=None, metavar="CSV",
+                   help="FER+'s votes.csv: also score against the majority of ten annotators per face "
+                        "(default: none)")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here (default: none)")
     return p.parse_args(argv)
 
@@ -49,11 +59,12 @@ def main(argv=None):
     if problem:
         print(f"evaluate.py: error: {problem}", file=sys.stderr)
         return 2
+    import numpy as np
     import pandas as pd
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
     from expression.model_files import ModelError, load_model_folder
-    from expression.report import classification_metrics, paired_comparison, write_json
+    from expression.report import classification_metrics, ferplus_metrics, paired_comparison, write_json
 
     try:
         data = check_data_path(args.data)  # before the model: a typo costs no waiting
@@ -65,12 +76,20 @@ def main(argv=None):
                 raise ModelError(f"{folder}: its labels.json orders the emotions {order}, {folders[0]}'s "
                                  f"{orders[0]}; combine only models trained with one label order")
         split = load_split(data, name)
+        if args.votes:
+            from expression.votes import attach_votes, read_votes
+            split = attach_votes(split, read_votes(args.votes))
+            if np.isnan(split.votes).all():
+                raise DataError(f"{args.votes}: none of the faces in {args.data} has votes there; pass a split "
+                                "folder of the FER2013 copy it was mapped to, e.g. ../shared/fer2013/test")
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     labels = orders[0]
     probabilities = ensemble_probabilities(models[:len(args.model)], split.images, tta=args.tta)
     metrics = classification_metrics(split.labels, probabilities)
+    if args.votes:
+        metrics["ferplus"] = ferplus_metrics(split.votes, probabilities)
     if args.against:
         reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta)
         metrics["against"] = {"models": args.against} | paired_comparison(split.labels, probabilities, reference)
@@ -84,9 +103,16 @@ def main(argv=None):
     print(f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}  "
           f"macro F1 {metrics['macro_f1']:.4f}  "
           f"expected calibration error {metrics['expected_calibration_error']:.4f}")
+    print(f"answered neutral: {metrics['neutral_share']:.1%} of the faces labelled another emotion")
     print(per_class.round(3).to_string())
     print("confusion matrix (rows true, columns predicted):")
     print(confusion.to_string())
+    if args.votes:
+        f = metrics["ferplus"]
+        print(f"FER+ majority: accuracy {f['accuracy']:.4f} on {f['faces']} faces ({f['left_out']} left out: "
+              f"majority contempt, unknown or not a face, or no votes)  neutral recall {f['neutral_recall']:.4f}  "
+              f"answered neutral: {f['neutral_share']:.1%} of the faces whose majority is another emotion")
+        print(pd.DataFrame({"recall": f["recall"], "support": f["support"]}).round(3).T.to_string())
     if args.against:
         a = metrics["against"]
         print(f"against {' + '.join(args.against)}: {a['only_this']} faces right only here, "

@@ -62,6 +62,15 @@ def parse_args(argv=None):
                    help="distil these model folders (emotion.json + weights): the targets mix their mean 10-view "
                         "TTA probabilities, an ensemble's, with the true labels (default: none)")
     p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
+    p.add_argument("--votes", default=None, metavar="CSV",
+                   help="FER+'s votes.csv (ten annotators per face, e.g. ../shared/ferplus/votes.csv): train each "
+                        "face on its vote distribution mixed with its FER2013 label, leave out faces most "
+                        "annotators called not a face, and keep the epoch best at FER+ majority on val (default: none)")
+    p.add_argument("--votes-weight", type=float, default=0.7,
+                   help="with --votes, the votes' share of each target; the rest is the FER2013 label (default: 0.7)")
+    p.add_argument("--votes-temperature", type=float, default=1.0,
+                   help="with --votes, below 1 sharpens the votes (counts to the power 1/T), so a 6-4 split "
+                        "teaches its majority harder (default: 1, the raw shares)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model (default: none, random weights)")
     p.add_argument("--grow-from", default=None,
@@ -80,8 +89,17 @@ def parse_args(argv=None):
                    help="train data-parallel on every GPU (or logical CPU device) here; see docs/design.md (default: off)")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
-    return p.parse_args(argv)
+    p.add_argument("--quiet", action="store_true",
+                   help="no table, no progress, only the closing line with the test accuracy (default: off)")
+    args = p.parse_args(argv)
+    args.argv = argv  # for the command recorded in metrics.json
+    return args
+
+
+def progress_style(quiet):
+    """Keras' verbose: nothing with --quiet, a live bar on a terminal, one line per epoch into a file or pipe
+    (a bar's redraws would fill a log with thousands of lines)."""
+    return 0 if quiet else 1 if sys.stdout.isatty() else 2
 
 
 def fail(message):
@@ -124,6 +142,15 @@ def main(argv=None):
     out, problem = output_folder(args)
     if problem:
         return fail(problem)
+    new_folder = not out.exists()
+    status = train(args, out)
+    if status not in (0, 130) and new_folder:  # a failed start leaves no run folder behind (130 keeps its checkpoint)
+        shutil.rmtree(out, ignore_errors=True)
+    return status
+
+
+def train(args, out):
+    """Load, fit, evaluate and save into `out`; returns the exit status."""
     checkpoints = Path(args.checkpoints) if args.checkpoints else out / "checkpoint"
     if not args.convs.isdigit() or "0" in args.convs:
         return fail(f"--convs {args.convs}: give one digit 1-9 per stage, e.g. 1122")
@@ -136,6 +163,7 @@ def main(argv=None):
     if problem:
         return fail(problem)
     import keras
+    import numpy as np
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
     from expression.export import opencv_net, save_cache
@@ -143,8 +171,8 @@ def main(argv=None):
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
     from expression.model_files import ModelError, load_model_folder, plain_copy, save_model
-    from expression.report import (classification_metrics, plot_confusion, plot_data_counts, plot_data_samples,
-                                   plot_history, write_json)
+    from expression.report import (classification_metrics, ferplus_metrics, plot_confusion, plot_data_counts,
+                                   plot_data_samples, plot_history, write_json)
 
     state = read_state(checkpoints) if args.resume else None
     if args.resume and state is None:  # not silently an hour-long fresh start
@@ -158,6 +186,18 @@ def main(argv=None):
         return fail(f"--ema {args.ema}: give a momentum from 0 (off) to below 1, e.g. 0.999")
     if not 0 <= args.teacher_weight <= 1:
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
+    if not 0 <= args.votes_weight <= 1:
+        return fail(f"--votes-weight {args.votes_weight}: give a share between 0 and 1, e.g. 0.7")
+    if not 0 < args.votes_temperature <= 10:
+        return fail(f"--votes-temperature {args.votes_temperature}: give a temperature above 0, e.g. 0.5 or 1")
+    votes_file = state["config"].get("votes") if state else args.votes  # a resumed run keeps its votes
+    votes = None
+    if votes_file:
+        from expression.votes import read_votes
+        try:
+            votes = read_votes(votes_file)
+        except DataError as error:
+            return fail(f"--votes: {error}")
     teacher_dirs = state["config"].get("teacher") if state else args.teacher  # a resumed run keeps its teachers
     teachers = []
     for teacher_dir in teacher_dirs or []:
@@ -186,9 +226,22 @@ def main(argv=None):
         _, keep = stratified_holdout(train.labels, args.limit / len(train.images), args.seed)
         train = subset(train, keep)
     splits = {"train": train, "val": val, "test": test}
-    print(summary_table(splits).to_string())
+    if votes is not None:
+        from expression.votes import attach_votes, not_a_face
+        splits = {name: attach_votes(split, votes) for name, split in splits.items()}
+        matched = {name: int((~np.isnan(s.votes).any(1)).sum()) for name, s in splits.items()}
+        if not any(matched.values()):
+            return fail(f"--votes {votes_file}: no face of --data {args.data} is in it; pass the image folders "
+                        "votes.csv was mapped to (fer2013/<split>/<emotion>/), not a CSV or another copy")
+        dropped = not_a_face(splits["train"].votes)
+        splits["train"] = subset(splits["train"], np.flatnonzero(~dropped))
+        train, val, test = splits["train"], splits["val"], splits["test"]
+        print(f"FER+ votes for {', '.join(f'{n} {k:,}' for n, k in matched.items())} faces; "
+              f"{int(dropped.sum())} training faces most annotators called not a face are left out")
+    if not args.quiet:
+        print(summary_table(splits).to_string())
     warnings = data_warnings(splits)
-    for line in warnings:
+    for line in warnings if args.strict or not args.quiet else ():  # metrics.json keeps them either way
         print(f"warning: {line}")
     plot_data_counts(splits, out / "data_counts.png")
     plot_data_samples(splits, out / "data_samples.png", seed=args.seed)
@@ -202,7 +255,8 @@ def main(argv=None):
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                        erase=args.erase, robust=args.robust, jpeg=args.jpeg, mixup=args.mixup,
                        class_weight=args.class_weight,
-                       teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema)
+                       teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema,
+                       votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
@@ -224,7 +278,7 @@ def main(argv=None):
                             "pass weights saved by train.py with the same --width and --convs")
         try:
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
-                               verbose=0 if args.quiet else 1, drop_last=args.distribute, teachers=teachers)
+                               verbose=progress_style(args.quiet), drop_last=args.distribute, teachers=teachers)
         except Interrupted as stop:
             again = f"python train.py --data {args.data} --out {out}"
             if args.checkpoints:  # the resumed run must find this checkpoint folder
@@ -239,10 +293,15 @@ def main(argv=None):
     # Test is touched once, with the best-on-val weights.
     probabilities = predict_probabilities(model, test.images)
     metrics = classification_metrics(test.labels, probabilities)
-    val_metrics = classification_metrics(val.labels, predict_probabilities(model, val.images))
+    val_probabilities = predict_probabilities(model, val.images)
+    val_metrics = classification_metrics(val.labels, val_probabilities)
+    if votes is not None:  # FER+ majority beside FER2013's labels; the epoch kept is the best on FER+ val
+        metrics["ferplus"] = ferplus_metrics(test.votes, probabilities)
+        val_metrics["ferplus"] = ferplus_metrics(val.votes, val_probabilities)
     report = {
         "test": metrics,
         "val_accuracy": val_metrics["accuracy"],
+        **({"val_ferplus": val_metrics["ferplus"]} if votes is not None else {}),
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epochs_done"],
         "training_seconds": round(state["seconds"], 1),
@@ -255,7 +314,7 @@ def main(argv=None):
         "data_warnings": warnings,
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
-        "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python train.py " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
         "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
                                      "normalize": args.normalize, "init": args.init,
                                      "grow_from": args.grow_from},
@@ -269,8 +328,15 @@ def main(argv=None):
     plot_history(out / "history.csv", out / "training_curves.png")
     plot_confusion(metrics, out / "confusion_matrix.png",
                    f"FER2013 test: accuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
+    took = f" in {report['wall_seconds'] / 60:.0f} min" if args.quiet else ""
     print(f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
-          f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
+          f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/{took}")
+    if args.quiet:  # one closing line, and nothing else
+        return 0
+    if votes is not None:
+        print(f"FER+ majority: test {metrics['ferplus']['accuracy']:.4f}, val {val_metrics['ferplus']['accuracy']:.4f}; "
+              f"answered neutral for {val_metrics['ferplus']['neutral_share']:.1%} of val faces whose majority is "
+              f"another emotion (python calibrate.py --model {out} --votes {votes_file} --out DIR moves that border)")
     print(f"try it: python realtime.py --model {out}")
     return 0
 

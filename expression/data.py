@@ -38,6 +38,7 @@ class Split:
     paths: list  # a file path, or "fer2013.csv:line 17" for a CSV row
     skipped: list = field(default_factory=list)  # (path, reason) for files or rows that could not be used
     converted: int = 0  # colour or wrongly-sized images brought to 48x48 grayscale
+    votes: np.ndarray = None  # (N, 10) FER+ vote counts, NaN rows for faces without votes (see votes.py)
 
     def counts(self):
         """Images per emotion, in FER2013 order."""
@@ -291,7 +292,8 @@ def stratified_holdout(labels, fraction, seed):
 
 
 def subset(split, index):
-    return Split(split.images[index], split.labels[index], [split.paths[i] for i in index])
+    votes = None if split.votes is None else split.votes[index]
+    return Split(split.images[index], split.labels[index], [split.paths[i] for i in index], votes=votes)
 
 
 def load_folders(root, required=("train", "test")):
@@ -345,13 +347,15 @@ def data_warnings(splits):
                          f"e.g. {split.skipped[0][0]}")
         if split.converted:
             notes.append(f"{name}: converted {split.converted} colour or non-48x48 image(s) to 48x48 grayscale")
-    seen = {}
+    seen, pairs = {}, []
     for name, split in splits.items():
         hashes = [hash(image.tobytes()) for image in split.images]
         for other, other_hashes in seen.items():
             shared = len(set(hashes) & other_hashes)
             if shared:
-                notes.append(f"{name}: {shared} image(s) also in {other} (identical pixels); "
-                             f"remove them from one split for a clean evaluation")
+                pairs.append(f"{name}: {shared} image(s) also in {other}")
         seen[name] = set(hashes)
+    if pairs:  # FER2013 itself has a few hundred; every published score counts them, so this is a note, not advice
+        notes.append(f"identical images in two splits ({'; '.join(pairs)}); FER2013 as published has such "
+                     "duplicates and every score on it counts them, ours too")
     return notes

@@ -28,6 +28,7 @@ from .augment import augment, mixup
 from .labels import EMOTIONS
 from .model import ensemble_probabilities, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
+from .votes import majority, neutral_share, vote_targets
 
 LAST = "last.keras"
 BEST = "best.weights.h5"
@@ -53,6 +54,9 @@ class FitConfig:
     teacher: list = None  # model folders whose mean 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
     ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
+    votes: str = None  # FER+ votes.csv: train on each face's vote distribution, keep the best FER+ val epoch (votes.py)
+    votes_weight: float = 0.7  # share of each target that is the vote distribution; the rest is the FER2013 label
+    votes_temperature: float = 1.0  # below 1 sharpens the votes, so a 6-4 split teaches its majority harder
     seed: int = 0
 
 
@@ -107,19 +111,21 @@ def compile_model(model, config, steps_per_epoch):
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
-def training_targets(labels, teachers=(), images=None, teacher_weight=0.5):
-    """(N, 7) float32 targets: one-hot labels, or mixed with teacher models' mean 10-view TTA probabilities.
+def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes=None, votes_weight=0.7,
+                     votes_temperature=1.0):
+    """(N, 7) float32 targets: the labels (one-hot, or mixed with FER+ votes), mixed with teacher models'
+    mean 10-view TTA probabilities when there are teachers.
 
     Distilling the teachers' flip-and-shift average into one network is how a single forward
     pass can learn what test-time augmentation and an ensemble know; the mix is knowledge
     distillation at temperature 1 (cross-entropy on it = label loss + KL to the teachers, up to
     a constant). Several teachers are an ensemble: their probabilities are averaged.
     """
-    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    truth = vote_targets(labels, votes, votes_weight, votes_temperature)  # one-hot where votes is None
     if not teachers:
-        return onehot
+        return truth
     soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
-    return teacher_weight * soft + (1 - teacher_weight) * onehot
+    return teacher_weight * soft + (1 - teacher_weight) * truth
 
 
 def balanced_class_weights(labels):
@@ -161,7 +167,8 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
         _promote_pending(folder, 0)  # no epoch counted yet: an earlier run's pending files all go
-    targets = training_targets(train.labels, teachers, train.images, config.teacher_weight)
+    targets = training_targets(train.labels, teachers, train.images, config.teacher_weight,
+                               train.votes if config.votes else None, config.votes_weight, config.votes_temperature)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
                                jpeg=config.jpeg, mixup=config.mixup)
@@ -203,15 +210,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         seconds = self.trained - self.started
         if self.config.ema:  # validate and keep the averaged weights; training goes on from the raw ones
             _swap_ema(self.model)
-        logs.update(_validate(self.model, self.val))  # the progress bar, which runs next, shows them too
-        row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss", "val_accuracy", "val_loss")},
+        scores = _validate(self.model, self.val)
+        logs.update(scores)  # the progress bar, which runs next, shows them too
+        row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss")}, **scores,
                "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "seconds": seconds}
         with _interrupts_deferred():  # one epoch's files and state are written whole or not at all
             state["seconds"] += seconds
             state["epochs_done"] = epoch + 1
-            if row["val_accuracy"] > state["best_val_accuracy"]:
-                state.update(best_val_accuracy=row["val_accuracy"], best_epoch=epoch + 1)
+            chosen_on = "val_ferplus" if "val_ferplus" in row else "val_accuracy"  # FER+ majority, with votes
+            if row[chosen_on] > state["best_val_accuracy"]:
+                state.update(best_val_accuracy=row[chosen_on], best_epoch=epoch + 1, chosen_on=chosen_on)
                 atomic_write(_pending(folder / BEST, epoch + 1),
                              lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
             if self.config.ema:
@@ -229,11 +238,18 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 def _validate(model, val):
-    """Accuracy and plain (unsmoothed) cross-entropy on the validation split."""
+    """Accuracy and plain (unsmoothed) cross-entropy on the validation split; with FER+ votes also the
+    FER+ majority accuracy and the share of faces with a non-neutral majority answered neutral."""
     probabilities = predict_probabilities(model, val.images)
     picked = probabilities[np.arange(len(val.labels)), val.labels]
-    return {"val_accuracy": float((probabilities.argmax(1) == val.labels).mean()),
-            "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
+    scores = {"val_accuracy": float((probabilities.argmax(1) == val.labels).mean()),
+              "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
+    if val.votes is not None:
+        truth, predicted = majority(val.votes), probabilities.argmax(1)
+        scored = truth >= 0
+        scores["val_ferplus"] = float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0
+        scores["val_neutral_share"] = neutral_share(truth, predicted)
+    return scores
 
 
 def _swap_ema(model):

@@ -110,8 +110,13 @@ def save_staged(tmp, suffix, save):
 
 
 def load_model_folder(folder):
-    """(Keras model, labels) from a folder written by save_model, e.g. models/."""
+    """(Keras model, labels) from a folder written by save_model, e.g. models/, or from its emotion.json
+    (the weights and labels beside it)."""
     folder = Path(folder)
+    if folder.suffix.lower() == ".json" and not folder.is_dir():
+        folder, name = folder.parent, folder.name
+        weights = folder / (name[:-len(".json")] + ".weights.h5")
+        return load_model(folder / name, weights, folder / LABELS)
     return load_model(folder / MODEL_JSON, folder / WEIGHTS, folder / LABELS)
 
 
@@ -120,9 +125,10 @@ def load_model(model_json, weights, labels_json=None):
     import keras
 
     model_json, weights = Path(model_json), Path(weights)
-    for path, what in ((model_json, "--model"), (weights, "--weights")):
+    for path in (model_json, weights):
         if not path.is_file():
-            raise ModelError(f"{path}: model file not found; pass {what} PATH or run train.py to create it")
+            raise ModelError(f"{path}: model file not found; pass the folder train.py wrote (emotion.json and "
+                             "emotion.weights.h5), or run train.py to create it")
     try:
         text = model_json.read_text()
         json.loads(text)
@@ -147,7 +153,7 @@ def load_model(model_json, weights, labels_json=None):
     labels = list(EMOTIONS)
     if labels_json is not None:
         if not Path(labels_json).is_file():
-            raise ModelError(f"{labels_json}: labels file not found; pass --labels PATH or the folder train.py wrote")
+            raise ModelError(f"{labels_json}: labels file not found; keep the labels.json train.py wrote beside the model")
         try:
             labels = json.loads(Path(labels_json).read_text())["labels"]
         except (OSError, ValueError, KeyError, TypeError):

@@ -17,6 +17,7 @@ import seaborn as sns
 from .data import summary_table
 from .labels import EMOTIONS
 from .model_files import atomic_write, atomic_write_text
+from .votes import NEUTRAL, majority, neutral_share
 
 
 def classification_metrics(labels, probabilities, bins=15):
@@ -39,9 +40,32 @@ def classification_metrics(labels, probabilities, bins=15):
         "macro_recall": float(recall[confusion.sum(1) > 0].mean()),
         "macro_f1": float(f1.mean()),
         "expected_calibration_error": expected_calibration_error(labels, probabilities, bins),
+        "neutral_share": neutral_share(labels, predicted),  # faces labelled another emotion answered neutral
         "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
                              "support": int(confusion[i].sum())} for i, name in enumerate(EMOTIONS)},
         "confusion_matrix": {"labels": list(EMOTIONS), "rows_true_cols_predicted": confusion.tolist()},
+    }
+
+
+def ferplus_metrics(votes, probabilities):
+    """Accuracy against FER+'s majority vote, per emotion, and how often "neutral" is answered wrongly.
+
+    Faces whose majority is contempt, unknown or not-a-face, or that have no votes, are left out.
+    neutral_recall: the share of neutral-majority faces answered neutral; neutral_share: the share
+    of faces with another majority answered neutral (the flood a vote-trained net is prone to).
+    """
+    truth, predicted = majority(votes), probabilities.argmax(1)
+    scored = truth >= 0
+    recall = {name: float((predicted[truth == i] == i).mean()) if (truth == i).any() else None
+              for i, name in enumerate(EMOTIONS)}
+    return {
+        "accuracy": float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0,
+        "faces": int(scored.sum()),
+        "left_out": int((~scored).sum()),
+        "recall": recall,
+        "support": {name: int((truth == i).sum()) for i, name in enumerate(EMOTIONS)},
+        "neutral_recall": recall[EMOTIONS[NEUTRAL]],
+        "neutral_share": neutral_share(truth, predicted),
     }
 
 
@@ -98,6 +122,8 @@ def plot_history(history_csv, path):
     loss.set(xlabel="epoch", ylabel="loss (label-smoothed)", title="Loss")
     acc.plot(epochs, history["accuracy"], label="train (augmented)")
     acc.plot(epochs, history["val_accuracy"], label="val")
+    if "val_ferplus" in history:  # trained with FER+ votes: the epoch kept is the best of this line
+        acc.plot(epochs, history["val_ferplus"], label="val, FER+ majority")
     acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (loss, acc):
         ax.grid(alpha=0.3)

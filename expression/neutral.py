@@ -1,0 +1,60 @@
+"""Where neutral begins: a constant added to the neutral output, chosen on val, folded into the net.
+
+A net trained on FER+'s votes learns that many expressive faces got some neutral votes, and it
+answers "neutral" for faces whose expression is mild; on real photos that floods the answers
+with neutral. Adding one constant b to the neutral log-probability (softmax again afterwards)
+moves that border without retraining. Adding b to a log-probability is adding b to the neutral
+logit, so b folds exactly into the last Dense layer's neutral bias: the shipped model stays
+plain Keras, and the live path pays nothing for it.
+
+b is chosen on val: the best FER+ majority accuracy among the values that keep the share of
+non-neutral faces answered "neutral" at most `max_share` and FER2013 accuracy at least `min_fer2013`.
+"""
+import numpy as np
+
+from .labels import EMOTIONS
+from .votes import NEUTRAL, majority, neutral_share
+
+GRID = np.round(np.arange(-2.0, 1.0001, 0.05), 2)  # the biases tried, in log-probability units
+
+
+def shift_neutral(probabilities, bias):
+    """The probabilities with `bias` added to neutral's log-probability, renormalised."""
+    shifted = np.asarray(probabilities, np.float64).copy()
+    shifted[:, NEUTRAL] *= np.exp(bias)
+    return (shifted / shifted.sum(1, keepdims=True)).astype(np.float32)
+
+
+def score_bias(probabilities, labels, votes, bias):
+    """FER+ majority accuracy, its neutral share and FER2013 accuracy with `bias` on neutral."""
+    predicted = shift_neutral(probabilities, bias).argmax(1)
+    truth = majority(votes)
+    scored = truth >= 0
+    return {"bias": float(bias),
+            "ferplus_accuracy": float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0,
+            "neutral_share": neutral_share(truth, predicted),
+            "fer2013_accuracy": float((predicted == labels).mean())}
+
+
+def choose_bias(probabilities, labels, votes, max_share=0.05, min_fer2013=0.0, grid=GRID):
+    """(chosen row or None, all rows): the bias with the best FER+ accuracy within the guards.
+
+    Ties go to the bias nearest 0, the smallest change. None when no bias in the grid meets both guards.
+    """
+    rows = [score_bias(probabilities, labels, votes, b) for b in grid]
+    allowed = [r for r in rows if r["neutral_share"] <= max_share and r["fer2013_accuracy"] >= min_fer2013]
+    if not allowed:
+        return None, rows
+    return max(allowed, key=lambda r: (round(r["ferplus_accuracy"], 9), -abs(r["bias"]))), rows
+
+
+def fold_bias(model, bias):
+    """Add `bias` to the neutral logit of the model's last layer (a Dense with softmax), in place."""
+    last = model.layers[-1]
+    if len(last.get_weights()) != 2 or last.get_weights()[1].shape != (len(EMOTIONS),):
+        raise ValueError(f"the last layer ({last.name}) is not a Dense layer with one bias per emotion")
+    kernel, biases = last.get_weights()
+    biases = biases.copy()
+    biases[NEUTRAL] += bias
+    last.set_weights([kernel, biases])
+    return model
