@@ -14,10 +14,9 @@ BAR_WIDTH = 60
 
 
 def label_text(track, labels):
-    """The emotion shown for a track (the tracker's steady label when it keeps one) and its probability."""
-    best = getattr(track, "label", -1)
-    if not 0 <= best < len(track.probabilities):
-        best = int(track.probabilities.argmax())
+    """The emotion shown for a track and its probability: always the top one of its (smoothed) probabilities,
+    so the name and the number beside it never disagree."""
+    best = int(np.argmax(track.probabilities))
     return labels[best], float(track.probabilities[best])
 
 

@@ -6,14 +6,13 @@ frames leaves `tracks` (the detector stops searching around it) but is remembere
 `remember` frames: a face found again near where it was heading, at a similar size, takes its
 old ID back, so a person hidden behind another for up to a second keeps one ID.
 
-Smoothing is an exponential moving average: p <- smooth * p + (1 - smooth) * new. The label
-shown has hysteresis: it changes when another emotion's smoothed probability beats the shown
-one's by `hold` (0.25), or beats it at all for `patience` frames in a row (12, half a second),
-so two emotions of nearly equal probability do not take turns. On the crowd clip's 11 tracks
-(bench/crowd_bench.py) that is 0.5 label changes a track-second, against 5.8 for each frame's
-top emotion, 2.7 for the top smoothed one and 1.1 with a 0.1 margin alone (the same recorded
-probabilities); a clear change (0.7 to 0.05) still shows within 2 frames.
-With smooth=0 both are off: each frame's own probabilities and their top emotion.
+Smoothing is an exponential moving average: p <- smooth * p + (1 - smooth) * new, and the label
+shown is always the top one of those smoothed probabilities, so the label and the percentage
+beside it never disagree (an earlier version held a label while another emotion led, and showed
+"happy 9%" beside an angry 30%). Steadiness comes from the smoothing alone: at 0.8 a clear change
+(0.7 to 0.05) shows within 4 frames, and two emotions of nearly equal probability take turns only
+as fast as the average lets them (bench/crowd_bench.py counts label changes a track-second).
+With smooth=0 it is off: each frame's own probabilities and their top emotion.
 """
 from dataclasses import dataclass, field
 
@@ -29,16 +28,14 @@ class Track:
     probabilities: np.ndarray
     missed: int = 0  # frames since this face was last seen
     age: int = 1  # frames it was seen in
-    label: int = -1  # index of the emotion shown (-1 at first: the top one of probabilities)
+    label: int = -1  # index of the emotion shown: always the top one of probabilities
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # its centre's pixels per frame
     seen: np.ndarray = None  # the box it was last seen at
-    challenged: int = 0  # frames in a row another emotion has led the shown one
 
     def __post_init__(self):
         self.box = np.asarray(self.box, float)
         self.seen = self.box if self.seen is None else np.asarray(self.seen, float)
-        if self.label < 0:
-            self.label = int(np.argmax(self.probabilities)) if len(self.probabilities) else 0
+        self.label = int(np.argmax(self.probabilities)) if len(self.probabilities) else 0
 
     def predicted(self, ahead=1):
         """Where its box will be `ahead` frames from now, at its motion so far."""
@@ -48,9 +45,8 @@ class Track:
 
 
 class FaceTracker:
-    def __init__(self, smooth=0.6, min_iou=0.3, max_missed=5, remember=25, hold=0.25, patience=12):
+    def __init__(self, smooth=0.8, min_iou=0.3, max_missed=5, remember=25):
         self.smooth, self.min_iou, self.max_missed, self.remember = smooth, min_iou, max_missed, remember
-        self.hold, self.patience = (hold, patience) if smooth > 0 else (0.0, 0)
         self.tracks, self.lost, self.next_id = [], [], 1
 
     def update(self, boxes, probabilities):
@@ -125,8 +121,4 @@ class FaceTracker:
         track.box = track.seen = box
         track.missed, track.age = 0, track.age + 1
         track.probabilities = self.smooth * track.probabilities + (1 - self.smooth) * np.asarray(probabilities)
-        best = int(np.argmax(track.probabilities))
-        track.challenged = track.challenged + 1 if best != track.label else 0
-        lead = track.probabilities[best] - track.probabilities[track.label]
-        if best != track.label and (lead > self.hold or track.challenged >= self.patience):
-            track.label, track.challenged = best, 0
+        track.label = int(np.argmax(track.probabilities))

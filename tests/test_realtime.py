@@ -408,3 +408,17 @@ def test_a_cached_export_starts_the_demo_without_tensorflow_and_a_stale_one_is_r
 def log_without_times(path):
     """The --log rows without the time column, which differs from run to run."""
     return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(open(path))]
+
+
+def test_with_smoothing_every_logged_emotion_and_confidence_are_its_rows_top_probability(face_video, tmp_path):
+    """The label follows the smoothed probabilities it is shown with, never a held stale one."""
+    result = run_script("realtime.py", "--source", face_video[0], "--no-display", "--log", tmp_path / "log.csv",
+                        *MODEL_ARGS)  # the default smoothing
+    assert result.returncode == 0, result.stderr
+    rows = read_log(tmp_path / "log.csv")
+    labels = json.loads((MODELS / "labels.json").read_text())["labels"]
+    assert rows
+    for row in rows:
+        logged = np.array([float(row[name]) for name in labels])
+        assert row["emotion"] == labels[int(np.argmax(logged))], row
+        assert float(row["confidence"]) == pytest.approx(logged.max(), abs=0.01), row
