@@ -67,8 +67,8 @@ def main(argv=None):
     try:
         weights = average_weights(models, shares)
     except ValueError as error:
-        return fail(f"cannot average {args.models[0]} with the others: {error}; pass models of one --width, "
-                    "--convs and --normalize (grow a shallower one first: train.py --grow-from)")
+        return fail(f"cannot average {args.models[0]} with the others: {error}; pass models trained with one "
+                    "train.py --width, --convs and --normalize (grow a shallower one first with --grow-from)")
     models[0].set_weights(weights)
     try:
         save_model(models[0], out)  # each file is written whole and renamed into place

@@ -1,4 +1,5 @@
 """Shared fixtures: the real FER2013 folders (skip when absent), a video of real faces, the CLI runner."""
+import functools
 import os
 import re
 import subprocess
@@ -26,8 +27,30 @@ def run_script(*args, timeout=300, env=None):
                           timeout=timeout, env=full_env)
 
 
+@functools.lru_cache(maxsize=None)
+def script_flags(script):
+    """The options a script's parser takes, read from the usage lines of its --help (not the description)."""
+    shown = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, COLUMNS="200"))
+    assert shown.returncode == 0, shown.stderr
+    usage = shown.stdout.split("\n\n")[0]
+    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage))
+
+
+def assert_names_real_flags(script, message):
+    """Every --flag a message tells the user to pass exists in the parser of the script it names (the
+    script that printed it, or the one named before them, as in "python X.py --flag" or "X.py --flag")."""
+    parts = re.split(r"(?:python )?(\b[\w./-]+\.py)\b", message)
+    for target, text in zip([script] + parts[1::2], parts[0::2]):
+        target = next((p for p in (Path(target), ROOT / target, ROOT / "bench" / Path(target).name) if p.is_file()),
+                      None)
+        assert target is not None, f"a message names a script that does not exist: {message}"
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text):
+            assert flag in script_flags(target), f"{flag} is not an option of {target.name}: {message}"
+
+
 def assert_clean_error(result, *words):
-    """One clear line on stderr naming the problem, a non-zero exit, no traceback."""
+    """One clear line on stderr naming the problem, a non-zero exit, no traceback; the flags it names exist."""
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     # TensorFlow may log its own "E0000 ... error:" lines about CUDA; ours start with the script's name.
@@ -35,6 +58,8 @@ def assert_clean_error(result, *words):
     assert len(lines) == 1, result.stderr
     for word in words:
         assert word.lower() in lines[0].lower(), lines[0]
+    if isinstance(result.args, list) and str(result.args[1]).endswith(".py"):
+        assert_names_real_flags(result.args[1], lines[0])
     return lines[0]
 
 
