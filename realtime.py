@@ -227,8 +227,10 @@ def closing_line(stats, source, args):
     if source.stills:
         line = (f"{plural(stats['frames'], 'image')}, {plural(stats['faces'], 'face')}, "
                 f"{stats['fps']:.1f} images/s")
-        if source.skipped:
-            line += f" ({plural(len(source.skipped), 'unreadable file')} skipped)"
+        if source.skipped:  # each named once, here
+            names = ", ".join(Path(path).name for path in source.skipped[:3])
+            more = f" and {len(source.skipped) - 3} more" if len(source.skipped) > 3 else ""
+            line += f" ({plural(len(source.skipped), 'unreadable file')} skipped: {names}{more})"
     else:
         line = (f"{plural(stats['frames'], 'frame')}, {plural(stats['faces'], 'face')}, "
                 f"{plural(stats['tracks'], 'tracked person', 'tracked people')}, {stats['fps']:.1f} frames/s")

@@ -47,12 +47,12 @@ class Split:
 
 def decode_face(data):
     """Bytes of an image file -> (48x48 uint8 grayscale, was_converted), or (None, reason)."""
+    if looks_truncated(data):  # before decoding: libjpeg would print a warning about it
+        return None, "truncated image file"
     buf = np.frombuffer(data, np.uint8)
     image = cv2.imdecode(buf, DECODE_FLAGS) if buf.size else None
     if image is None:
         return None, "not a readable image"
-    if _looks_truncated(data):
-        return None, "truncated image file"
     converted = False
     if image.dtype != np.uint8:  # 16-bit PNGs and the like
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
@@ -67,9 +67,9 @@ def decode_face(data):
     return image, converted
 
 
-def _looks_truncated(data):
-    # OpenCV decodes a cut-off JPEG into a half-grey picture with only a warning;
-    # a complete JPEG ends with the EOI marker (some writers pad a few bytes after it).
+def looks_truncated(data):
+    """True for a cut-off JPEG: OpenCV decodes one into a half-grey picture with only a warning;
+    a complete JPEG ends with the EOI marker (some writers pad a few bytes after it)."""
     return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-32:]
 
 

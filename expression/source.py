@@ -3,12 +3,17 @@
 A live camera is read in its own thread that keeps only the newest frame, so a slow step
 drops stale frames instead of lagging behind; files are read in order and never dropped.
 """
+import os
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .data import looks_truncated
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -51,7 +56,8 @@ def open_source(spec, retry_seconds=3.0):
 
 
 class ImageSource:
-    """Each image file is one frame; unreadable files are skipped with a note.
+    """Each image file is one frame; unreadable files (corrupt, truncated, not images) are skipped and
+    counted, and the closing line names them.
 
     `current` is the file the latest frame came from (each source has one; None for a camera).
     """
@@ -62,12 +68,14 @@ class ImageSource:
     def __init__(self, paths):
         self.paths, self.skipped, self.current = list(paths), [], None
         self.total = len(self.paths)  # frames to expect, for the progress line
-        if len(self.paths) == 1 and read_image(self.paths[0]) is None:
-            raise SourceError(f"{self.paths[0]}: not a readable image; pass a .jpg or .png file")
+        self.first = read_image(self.paths[0]) if len(self.paths) == 1 else None  # decoded once, used by frames()
+        if len(self.paths) == 1 and self.first is None:
+            raise SourceError(f"{self.paths[0]}: not a readable image (damaged, truncated or not an image); "
+                              "pass a .jpg or .png file")
 
     def frames(self):
         for path in self.paths:
-            frame = read_image(path)
+            frame, self.first = (self.first if self.first is not None else read_image(path)), None
             if frame is None:
                 self.skipped.append(path)
                 continue
@@ -79,12 +87,38 @@ class ImageSource:
 
 
 def read_image(path):
-    """BGR uint8 image or None; np.fromfile + imdecode also copes with non-ASCII paths."""
+    """BGR uint8 image, or None for a file that is unreadable, truncated or damaged.
+
+    np.fromfile + imdecode also copes with non-ASCII paths. libjpeg decodes a damaged JPEG into a
+    partly grey picture and only writes "Corrupt JPEG data" to the process's stderr: that text is
+    caught here (it would reach the terminal once per read) and the file counts as unreadable.
+    """
     try:
         data = np.fromfile(str(path), np.uint8)
     except OSError:
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not data.size or looks_truncated(data[:2].tobytes() + data[-32:].tobytes()):
+        return None
+    with captured_stderr() as said:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return None if said() else image
+
+
+@contextmanager
+def captured_stderr():
+    """Catch what C libraries write to file descriptor 2 inside the block; yields a function that
+    returns it. Only for brief calls in the main thread: other threads' stderr is caught meanwhile too."""
+    caught = []
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: "".join(caught)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            caught.append(sink.read().decode(errors="replace").strip())
 
 
 def first_frame(capture, problem):

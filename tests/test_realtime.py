@@ -422,3 +422,26 @@ def test_with_smoothing_every_logged_emotion_and_confidence_are_its_rows_top_pro
         logged = np.array([float(row[name]) for name in labels])
         assert row["emotion"] == labels[int(np.argmax(logged))], row
         assert float(row["confidence"]) == pytest.approx(logged.max(), abs=0.01), row
+
+
+def damaged_jpegs(face, folder):
+    """A JPEG cut off halfway and one whose middle is overwritten: libjpeg decodes both with a warning."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = cv2.imencode(".jpg", cv2.resize(face, (200, 200)))[1].tobytes()
+    (folder / "cut.jpg").write_bytes(data[:len(data) // 2])
+    middle = len(data) // 2
+    (folder / "scrambled.jpg").write_bytes(data[:middle] + bytes([0xFF, 0xD0]) * 40 + data[middle + 80:])
+    return folder / "cut.jpg", folder / "scrambled.jpg"
+
+
+def test_damaged_jpegs_are_named_once_counted_and_nothing_leaks_to_stderr(detectable_faces, tmp_path):
+    folder = write_face_images(detectable_faces[:1], tmp_path / "photos")
+    damaged_jpegs(detectable_faces[0], folder)
+    result = run_script("realtime.py", "--source", folder, "--no-display", *MODEL_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no "Corrupt JPEG data" from libjpeg
+    assert "1 image, 1 face" in result.stdout and "2 unreadable files skipped: cut.jpg, scrambled.jpg" in result.stdout
+    for damaged in damaged_jpegs(detectable_faces[0], tmp_path / "alone"):  # alone: the unreadable-input rule
+        result = run_script("realtime.py", "--source", damaged, "--no-display", *MODEL_ARGS)
+        assert_clean_error(result, damaged.name, "not a readable image")
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # libjpeg's warning is not there
