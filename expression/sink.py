@@ -178,22 +178,36 @@ class EmotionTimeline:
             parts.append(f"{face}: {counts.index[0]} {counts.iloc[0] / len(rows):.0%} of {plural(len(rows), 'frame')}")
         return "; ".join(parts)
 
-    def close(self):
+    def figure(self):
+        """The plot: one line per face, each its own colour, the legend beside the plot, not over the lines."""
         import matplotlib
         matplotlib.use("Agg")  # files only: no window, works headless
         import matplotlib.pyplot as plt
         import seaborn as sns
 
         table = self._table()
-        figure, axis = plt.subplots(figsize=(9, 3.5))
+        faces = list(dict.fromkeys(table["face"]))
+        columns = max(1, -(-len(faces) // 14))  # a long legend wraps into columns beside the plot
+        figure, axis = plt.subplots(figsize=(9 + 1.1 * columns, 3.5))
         if len(table):
             table["emotion"] = table["emotion"].cat.codes
-            sns.lineplot(table, x="time_s", y="emotion", hue="face", drawstyle="steps-post", ax=axis)
+            # seaborn's default palette repeats after ten faces: tab20 holds twenty, husl any number
+            palette = "tab10" if len(faces) <= 10 else "tab20" if len(faces) <= 20 else "husl"
+            sns.lineplot(table, x="time_s", y="emotion", hue="face", drawstyle="steps-post", ax=axis,
+                         palette=sns.color_palette(palette, len(faces)), hue_order=faces)
+            axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, ncols=columns, fontsize=8,
+                        frameon=False)
         axis.set_yticks(range(len(self.labels)), self.labels)
         axis.set_ylim(-0.5, len(self.labels) - 0.5)
         axis.set_xlabel("time (s)")
         axis.set_title("Emotion of each tracked face over time" if len(table) else "No faces seen")
         figure.tight_layout()
+        return figure
+
+    def close(self):
+        import matplotlib.pyplot as plt
+
+        figure = self.figure()
         figure.savefig(self.path, dpi=100)
         plt.close(figure)
 

@@ -116,3 +116,26 @@ def test_without_smoothing_each_frame_shows_its_own_top_emotion():
     for emotion in ("happy", "sad", "happy", "fear"):
         (track,) = tracker.update([(0, 0, 50, 50)], [probabilities(**{emotion: 0.4})])
         assert EMOTIONS[track.label] == emotion and track.probabilities[track.label] == pytest.approx(0.4)
+
+
+def test_the_timeline_gives_every_face_its_own_colour_and_keeps_the_legend_off_the_lines(tmp_path):
+    from types import SimpleNamespace
+
+    from expression.sink import EmotionTimeline
+
+    timeline = EmotionTimeline(tmp_path / "summary.png", list(EMOTIONS))
+    for frame in range(30):  # 12 faces, more than seaborn's default palette has colours
+        tracks = [SimpleNamespace(id=k + 1, probabilities=probabilities(**{EMOTIONS[(k + frame // 10) % 7]: 0.6}))
+                  for k in range(12)]
+        timeline.write(frame, frame / 10, tracks)
+    figure = timeline.figure()
+    axis = figure.axes[0]
+    colours = {tuple(np.round(line.get_color(), 3)) for line in axis.get_lines() if line.get_label().startswith("face")}
+    assert len(colours) == 12
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend, plot = axis.get_legend().get_window_extent(renderer), axis.get_window_extent(renderer)
+    assert legend.x0 >= plot.x1  # beside the plot, covering none of it
+    assert legend.x1 <= figure.get_window_extent(renderer).x1 + 1  # and inside the picture
+    timeline.close()
+    assert (tmp_path / "summary.png").stat().st_size > 0
