@@ -10,7 +10,8 @@ import numpy as np
 from .labels import COLORS
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-BAR_WIDTH = 60
+BAR_WIDTH = 60  # pixels at a 640x480 frame's text size; bars grow with the text on larger pictures
+MIN_SCALE = 0.45  # the smallest label text: about 10 px high, still legible with a 1 px stroke
 
 
 def label_text(track, labels):
@@ -58,16 +59,32 @@ def _style(shape, track, labels, bars):
     x, y, w, h = (int(v) for v in track.box)
     emotion, confidence = label_text(track, labels)
     thick = max(2, round(min(shape[:2]) / 240))
-    # Text as big as the frame allows, but not much wider than a small face.
-    scale = max(0.4, min(min(shape[:2]) / 800, w / 100))
+    # Text as big as the frame allows, but not much wider than a small face, and never below MIN_SCALE:
+    # the label then goes outside the box (see _label_spots) rather than shrinking into a blot.
+    scale = max(MIN_SCALE, min(min(shape[:2]) / 800, w / 100))
     text = f"{emotion} {confidence:.0%}"
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1 + thick // 2)
+    stroke = _stroke(scale)
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, stroke)
+    pad = max(3, round(4 * scale))
     style = {"box": (x, y, w, h), "colour": COLORS.get(emotion, (255, 255, 255)), "thick": thick, "scale": scale,
-             "text": text, "text_size": (tw, th, base), "label_size": (tw + 6, th + base + 4)}
+             "stroke": stroke, "pad": pad, "text": text, "text_size": (tw, th, base),
+             "label_size": (tw + 2 * pad, th + base + pad + 2)}
     if bars:
-        (name_width, row), _ = cv2.getTextSize("surp", FONT, scale * 0.7, 1)
-        style["bars_size"] = (name_width + 4 + BAR_WIDTH + 2, (row + 6) * len(labels))
+        name_width, row, bar_width = _bars_metrics(scale * 0.7)
+        style["bars_size"] = (name_width + 8 + bar_width + 4, row * len(labels) + 4)
     return style
+
+
+def _stroke(scale):
+    """Text stroke width: 1 px up to a 640x480 frame's size; a bold stroke on small text fills the letters
+    in ("sad" read "sod")."""
+    return max(1, round(scale * 1.2))
+
+
+def _bars_metrics(scale):
+    """(name column width, row height, bar length) of a --bars panel at this text scale."""
+    (name_width, row), _ = cv2.getTextSize("surp", FONT, scale, _stroke(scale))
+    return name_width, row + max(6, round(10 * scale)), round(BAR_WIDTH * max(1.0, scale / 0.42))
 
 
 def _label_spots(s):
@@ -122,23 +139,30 @@ def _covered(corners, size, obstacles):
 
 
 def _draw_label(frame, s):
+    """The label on a patch of the emotion's colour, black text: readable on any background."""
     lx, ly, lw, lh = s["label"]
     tw, th, base = s["text_size"]
     cv2.rectangle(frame, (lx, ly), (lx + lw, ly + lh), s["colour"], cv2.FILLED)
-    cv2.putText(frame, s["text"], (lx + 3, ly + th + 2), FONT, s["scale"], (0, 0, 0), 1 + s["thick"] // 2,
-                cv2.LINE_AA)
+    cv2.putText(frame, s["text"], (lx + s["pad"], ly + th + s["pad"] // 2 + 1), FONT, s["scale"], (0, 0, 0),
+                s["stroke"], cv2.LINE_AA)
 
 
 def _draw_bars(frame, track, labels, x, y, scale):
-    """One row per emotion: its name, then a bar as long as its probability."""
-    (name_width, row), _ = cv2.getTextSize("surp", FONT, scale, 1)
-    row += 6
+    """One row per emotion: its name, then a bar as long as its probability, on a dark backing so
+    that the white names read on a white shirt or a bright sky as well as on a dark room."""
+    name_width, row, bar_width = _bars_metrics(scale)
+    stroke = _stroke(scale)
+    width, height = name_width + 8 + bar_width + 4, row * len(labels) + 4
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(frame.shape[1], x + width), min(frame.shape[0], y + height)
+    if x1 > x0 and y1 > y0:  # darken what is behind the panel to a quarter: the scene still shows through
+        frame[y0:y1, x0:x1] = (frame[y0:y1, x0:x1] * 0.25 + 20).astype(frame.dtype)
     for i, (name, p) in enumerate(zip(labels, track.probabilities)):
-        top = y + i * row
-        cv2.putText(frame, name[:4], (x, top + row - 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
-        left = x + name_width + 4
-        cv2.rectangle(frame, (left, top + 2), (left + BAR_WIDTH, top + row - 2), (90, 90, 90), 1)
-        cv2.rectangle(frame, (left, top + 2), (left + int(BAR_WIDTH * float(p)), top + row - 2),
+        top = y + 2 + i * row
+        cv2.putText(frame, name[:4], (x + 4, top + row - max(4, row // 4)), FONT, scale, (255, 255, 255), stroke,
+                    cv2.LINE_AA)
+        left = x + 4 + name_width + 4
+        cv2.rectangle(frame, (left, top + 2), (left + bar_width, top + row - 2), (110, 110, 110), 1)
+        cv2.rectangle(frame, (left, top + 2), (left + int(bar_width * float(p)), top + row - 2),
                       COLORS.get(name, (255, 255, 255)), cv2.FILLED)
 
 

@@ -70,3 +70,34 @@ def test_the_label_shown_is_the_top_probability_shown():
     track = tracks_at([(0, 0, 50, 50)])[0]
     track.probabilities = np.array([0.1, 0, 0, 0.5, 0.3, 0.1, 0], np.float32)
     assert label_text(track, list(EMOTIONS)) == ("happy", pytest.approx(0.5))
+
+
+@pytest.mark.parametrize("background", [255, 0], ids=["white", "black"])
+def test_labels_and_bar_names_stand_out_on_a_light_and_a_dark_background(background):
+    frame = np.full((480, 640, 3), background, np.uint8)
+    track = tracks_at([(250, 180, 90, 90)])[0]
+    (s,) = layout(frame.shape, [track], list(EMOTIONS), bars=True)
+    draw_faces(frame, [track], list(EMOTIONS), bars=True)
+    x, y, w, h = s["bars"]
+    panel = frame[y:y + h, x:x + w].max(axis=2)
+    # The names are white on a backing dark enough to read them: most of the panel is dark, the text bright.
+    assert np.median(panel) < 90 and (panel > 220).mean() > 0.02, (np.median(panel), (panel > 220).mean())
+    lx, ly, lw, lh = s["label"]
+    label = frame[ly:ly + lh, lx:lx + lw].astype(int)
+    colour = np.array(s["colour"])
+    # The label is its emotion's colour with black text, whatever lies behind it.
+    assert (np.abs(label - colour).sum(axis=2) < 10).mean() > 0.5 and (label.max(axis=2) < 60).mean() > 0.05
+
+
+def test_text_and_panel_grow_with_the_picture_and_small_faces_keep_a_legible_label():
+    track = tracks_at([(100, 100, 60, 60)])[0]
+    (small,) = layout((480, 640), [track], list(EMOTIONS), bars=True)
+    big_track = tracks_at([(400, 400, 400, 400)])[0]
+    (big,) = layout((1536, 2048), [big_track], list(EMOTIONS), bars=True)
+    assert big["label_size"][1] > 2 * small["label_size"][1]  # a 2048 px photo gets text to match
+    assert big["bars_size"][0] > 2 * small["bars_size"][0] and big["bars_size"][1] > 2 * small["bars_size"][1]
+    tiny_track = tracks_at([(300, 200, 24, 24)])[0]
+    (tiny,) = layout((1080, 1920), [tiny_track], list(EMOTIONS))
+    assert tiny["scale"] >= 0.45 and tiny["stroke"] == 1  # a thin stroke: no blot on small text
+    x, y, w, h = tiny["label"]
+    assert overlap((x, y, w, h), (300, 200, 24, 24)) == 0  # outside the small face, not over it
