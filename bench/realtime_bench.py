@@ -3,6 +3,8 @@
     python bench/realtime_bench.py [VIDEO] --frames 2000 --naive-frames 200
     python bench/realtime_bench.py --sweep      # what each detector setting and cascade costs and finds
     python bench/realtime_bench.py --classifiers  # OpenCV's DNN engine beside a compiled Keras call
+    python bench/realtime_bench.py ../shared/realmedia/crowd_walking_1080p.mp4 --output-cost
+        # what writing the annotated video (--output) costs: none, the naive inline writer, ours
 
 The naive loop is what the popular FER repos do: Haar (frontalface_default) on the full frame
 with scale 1.3 and 5 neighbours, then one model.predict per face. Decoding is excluded from both: frames are
@@ -185,6 +187,44 @@ def compare_classifiers(model, calls=300, rounds=5):
         print(f"  {faces:5d}  {keras_ms:9.2f}  {opencv_ms:10.2f}  {keras_ms / opencv_ms:12.1f}x")
 
 
+def compare_output(model, labels, frames, count, rounds=3):
+    """Frames/s of the live loop with no --output, with an inline cv2.VideoWriter (the naive way), and
+    with realtime.py's FrameWriter (encoding in its own thread), in alternating rounds, side by side."""
+    from expression.sink import FrameWriter
+
+    def loop(kind, folder):
+        pipeline = LivePipeline(model, labels)
+        path = Path(folder) / f"{kind}.mp4"
+        writer = None
+        if kind == "inline":
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                                     (frames[0].shape[1], frames[0].shape[0]))
+        elif kind == "thread":
+            writer = FrameWriter(path, 30)
+        tick = time.perf_counter()
+        for i in range(count):
+            frame = frames[i % len(frames)].copy()
+            pipeline.process(frame)
+            if writer is not None:
+                writer.write(frame)
+        if writer is not None:  # the last frames' encoding counts too: the file is complete here
+            writer.release() if kind == "inline" else writer.close()
+        return count / (time.perf_counter() - tick)
+
+    fps = {"none": [], "inline": [], "thread": []}
+    with tempfile.TemporaryDirectory() as folder:
+        loop("none", folder)  # warm-up
+        for _ in range(rounds):
+            for kind in fps:
+                fps[kind].append(loop(kind, folder))
+    best = {kind: max(values) for kind, values in fps.items()}
+    print(f"--output cost, {count} frames x {rounds} rounds, best round each (frames/s):")
+    print(f"  no output           {best['none']:6.1f}")
+    print(f"  inline VideoWriter  {best['inline']:6.1f}  ({best['inline'] / best['none']:.0%} of no output; the naive way)")
+    print(f"  FrameWriter thread  {best['thread']:6.1f}  ({best['thread'] / best['none']:.0%} of no output; "
+          f"{best['thread'] / best['inline']:.2f}x the inline writer)")
+
+
 def fail(message):
     sys.exit(f"realtime_bench.py: error: {message}")  # one line on stderr, exit status 1
 
@@ -202,6 +242,8 @@ def main():
     p.add_argument("--rescan", type=int, default=15, help="whole-frame scan spread over N frames (realtime.py's default)")
     p.add_argument("--sweep", action="store_true", help="time the detector settings instead")
     p.add_argument("--classifiers", action="store_true", help="time the classifier engines instead")
+    p.add_argument("--output-cost", action="store_true",
+                   help="time the live loop with no --output, an inline video writer and realtime.py's threaded one")
     args = p.parse_args()
 
     needed = ([] if args.video or args.classifiers else ["test"]) + (["val"] if args.sweep else [])
@@ -221,6 +263,8 @@ def main():
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} decoded into memory and replayed "
           f"(decoding excluded from frames/s); {os.cpu_count()} CPU cores")
 
+    if args.output_cost:
+        return compare_output(model, labels, frames, min(args.frames, 3 * len(frames)))
     if args.sweep:
         sweep(frames)
         return sweep_cascades(args.data)

@@ -22,6 +22,16 @@ def test_live_benchmark_prints_stages_speed_memory_and_ratio():
     assert float(re.search(r"([\d.]+) faces/frame", out).group(1)) > 1.5, out
 
 
+@needs_data
+def test_output_cost_prints_the_three_loops_side_by_side_and_the_ratios():
+    result = run_script("bench/realtime_bench.py", "--output-cost", "--frames", "12")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"no output +[\d.]+", out), out
+    assert re.search(r"inline VideoWriter +[\d.]+ +\(\d+% of no output; the naive way\)", out), out
+    assert re.search(r"FrameWriter thread +[\d.]+ +\(\d+% of no output; [\d.]+x the inline writer\)", out), out
+
+
 @pytest.mark.parametrize("case", ["unreadable_video", "no_data", "missing_model"])
 def test_bench_bad_input_is_one_clear_line(case, tmp_path):
     video = tmp_path / "clip.mp4"
