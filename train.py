@@ -166,7 +166,6 @@ def train(args, out):
     import numpy as np
     from expression.data import DataError, data_warnings, load_dataset, stratified_holdout, subset, summary_table
     from expression.distribute import data_parallel
-    from expression.export import opencv_net, save_cache
     from expression.fit import FitConfig, Interrupted, fit, read_state
     from expression.labels import EMOTIONS
     from expression.model import build_model, predict_probabilities
@@ -320,19 +319,17 @@ def train(args, out):
                                      "grow_from": args.grow_from},
     }
     save_model(model, out)
-    net = opencv_net(model)
-    if net is not None:  # the live demo then starts without TensorFlow
-        save_cache(net, out)
     write_json(out / "metrics.json", report)
     shutil.copyfile(checkpoints / "history.csv", out / "history.csv")
     plot_history(out / "history.csv", out / "training_curves.png")
     plot_confusion(metrics, out / "confusion_matrix.png",
                    f"FER2013 test: accuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
-    took = f" in {report['wall_seconds'] / 60:.0f} min" if args.quiet else ""
-    print(f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
-          f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/{took}")
+    closing = (f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+               f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
     if args.quiet:  # one closing line, and nothing else
+        print(f"{closing} in {report['wall_seconds'] / 60:.0f} min; try it: python realtime.py --model {out}")
         return 0
+    print(closing)
     if votes is not None:
         print(f"FER+ majority: test {metrics['ferplus']['accuracy']:.4f}, val {val_metrics['ferplus']['accuracy']:.4f}; "
               f"answered neutral for {val_metrics['ferplus']['neutral_share']:.1%} of val faces whose majority is "

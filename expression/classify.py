@@ -2,10 +2,10 @@
 
 Keras' model.predict costs ~50 ms of set-up per call on these CPUs; a compiled call costs ~3 ms
 and a batch of faces about the same as one, so every frame makes exactly one compiled call.
-Under TensorFlow the call goes to OpenCV's DNN engine (export.py), which runs the same weights in
-about half the time for a few faces (bench/realtime_bench.py --classifiers); other models and
-backends use a compiled Keras call. Keras is imported only when it is used, so a cached export
-runs without TensorFlow.
+The call goes to OpenCV's DNN engine (export.py), which runs the same weights in about half the
+time for a few faces (bench/realtime_bench.py --classifiers); a model with layers export.py
+cannot fold uses a compiled Keras call. Keras is imported only when it is used, so the net
+built from the model files runs without TensorFlow.
 """
 import cv2
 import numpy as np
@@ -37,7 +37,7 @@ class EmotionClassifier:
     """probabilities(crops) -> (N, 7), through one compiled forward pass.
 
     Give it a Keras model (it exports it for OpenCV where it can: engine "auto"), or `net`, an
-    OpenCVNet already exported (export.load_cache), which needs no TensorFlow at all.
+    OpenCVNet already built (export.net_from_files), which needs no TensorFlow at all.
     """
 
     def __init__(self, model=None, engine="auto", net=None):

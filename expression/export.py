@@ -1,39 +1,36 @@
-"""Export the Keras net for OpenCV's DNN engine, and cache the export beside the weights.
+"""The net for OpenCV's DNN engine, built straight from the model files: no TensorFlow, no cache.
 
-OpenCV runs the same weights in about half the time of a compiled Keras call for a few faces,
-and a cached export loads without TensorFlow, so the live demo starts in about a second.
+OpenCV runs the same weights in about half the time of a compiled Keras call for a few faces.
+The net is rebuilt from emotion.json (the layer list) and emotion.weights.h5 (read with h5py)
+each time a model loads, in about 0.1 s, so the live side needs only OpenCV, numpy and h5py,
+and nothing beside the weights can go stale or grow the repository with every shipped model.
 
-The layers are written out as a frozen TensorFlow graph that OpenCV reads. BatchNorm and
-scalings are folded into the weights of the conv or dense layer next to them (exact up to
-float rounding), since OpenCV's reader does not take Keras' BatchNorm ops. What comes before
-the first conv (the 0..255 scaling and the per-face contrast standardisation) runs in numpy:
-it is a few thousand multiplications per face, and an offset there would change what "same"
-padding pads with if it were folded into the conv.
-
-The cache is two files beside the weights: emotion.opencv.pb (the graph) and
-emotion.opencv.json (the numpy input steps and the SHA-256 of the JSON and weights it was
-made from, so a retrained model never runs with a stale export).
+BatchNorm and scalings are folded into the weights of the conv or dense layer next to them
+(exact up to float rounding); the result is written as a small ONNX graph (onnx_graph.py) in
+OpenCV's NCHW layout. What comes before the first conv (the 0..255 scaling and the per-face
+contrast standardisation) runs in numpy: a few thousand multiplications per face, and an
+offset there would change what "same" padding pads with if it were folded into the conv.
+A layer this module does not know makes `plan` return None, and the caller uses Keras instead.
 """
-import hashlib
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-GRAPH = "emotion.opencv.pb"
-META = "emotion.opencv.json"
+from . import onnx_graph
 
 
 class OpenCVNet:
-    """probabilities = net(input_steps(crops)); crops are (N, 48, 48, 1) float32 in 0..255."""
+    """probabilities = net(crops): crops (N, 48, 48, 1) float32 in 0..255, through numpy's input steps
+    and one OpenCV DNN forward pass."""
 
     def __init__(self, graph_bytes, input_steps, classes):
         self.graph_bytes, self.input_steps, self.classes = graph_bytes, input_steps, classes
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a refusal is handled by the caller
         try:
-            self.net = cv2.dnn.readNetFromTensorflow(np.frombuffer(graph_bytes, np.uint8))
+            self.net = cv2.dnn.readNetFromONNX(np.frombuffer(graph_bytes, np.uint8))
         finally:
             cv2.utils.logging.setLogLevel(level)
 
@@ -58,163 +55,174 @@ def prepare_input(crops, steps):
     return x.astype(np.float32)
 
 
+def net_from_files(model_json, weights):
+    """The model files as an OpenCVNet, or None where a layer or the files do not allow it."""
+    try:
+        config = json.loads(Path(model_json).read_text())
+        layers = config["config"]["layers"]
+        arrays = read_weights(weights)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return _net(layers, arrays)
+
+
 def opencv_net(model):
-    """The Keras model as an OpenCVNet, or None where a layer or the backend does not allow it."""
-    import keras
+    """A Keras model as an OpenCVNet, or None where a layer does not allow it."""
+    layers = json.loads(model.to_json())["config"]["layers"]
+    return _net(layers, {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers})
 
-    if keras.backend.backend() != "tensorflow":
+
+def read_weights(path):
+    """{layer name: [arrays]} from a Keras 3 .weights.h5 file (layers/<group>/vars/<i>, named by an attribute)."""
+    import h5py
+
+    found = {}
+    with h5py.File(path, "r") as f:
+        for group in f["layers"].values():
+            variables = group.get("vars")
+            if variables is None or "name" not in variables.attrs:
+                continue
+            name = variables.attrs["name"]
+            found[name.decode() if isinstance(name, bytes) else str(name)] = [
+                np.asarray(variables[key]) for key in sorted(variables, key=int)]
+    return found
+
+
+def _net(layers, arrays):
+    planned = plan(layers, arrays)
+    if planned is None:
         return None
-    plan = _inference_plan(model)
-    if plan is None:
-        return None
-    input_steps, steps = plan
+    input_steps, steps, input_shape = planned
     try:
-        return OpenCVNet(_frozen_graph(model, steps), input_steps, model.output_shape[-1])
-    except cv2.error:
+        return OpenCVNet(_onnx(steps, input_shape), input_steps, steps[-2][1].shape[-1])
+    except (cv2.error, IndexError):
         return None
 
 
-def save_cache(net, folder):
-    """Write the export beside the model files it came from (atomically); False where it cannot."""
-    from .model_files import MODEL_JSON, WEIGHTS, atomic_write, atomic_write_text
-
-    folder = Path(folder)
-    meta = {"made_from": _fingerprints(folder / MODEL_JSON, folder / WEIGHTS),
-            "input_steps": net.input_steps, "classes": net.classes}
-    try:
-        atomic_write(folder / GRAPH, lambda tmp: Path(tmp).write_bytes(net.graph_bytes))
-        atomic_write_text(folder / META, json.dumps(meta, indent=2))  # last: it is what load_cache trusts
-    except OSError:  # a read-only model folder: the live path simply exports again next time
-        return False
-    return True
-
-
-def load_cache(folder):
-    """The cached OpenCVNet for the model files in `folder`, or None if absent, stale or unreadable."""
-    from .model_files import MODEL_JSON, WEIGHTS
-
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / META).read_text())
-        if meta["made_from"] != _fingerprints(folder / MODEL_JSON, folder / WEIGHTS):
+def plan(layers, arrays):
+    """(numpy input steps, net steps with folded weights, input (H, W, C)) for a Sequential's layer configs
+    and {layer name: weights}; None for a layer or setting this module cannot fold."""
+    input_steps, steps, scale, shape = [], [], 1.0, None  # `scale`: a Rescaling not yet folded into weights
+    for layer in layers:
+        kind, config = layer.get("class_name"), layer.get("config", {})
+        weights = arrays.get(config.get("name"), [])
+        if kind == "InputLayer":
+            shape = tuple(config.get("batch_shape") or config.get("batch_input_shape"))[1:]
+            continue
+        if kind == "Dropout":
+            continue
+        if config.get("data_format") not in (None, "channels_last"):
             return None
-        return OpenCVNet((folder / GRAPH).read_bytes(), [list(step) for step in meta["input_steps"]],
-                         int(meta["classes"]))
-    except (OSError, ValueError, KeyError, TypeError, cv2.error):
-        return None
-
-
-def _fingerprints(*paths):
-    return {Path(path).name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths}
-
-
-def _frozen_graph(model, steps):
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
-    def graph(x):
-        for kind, *params in steps:
-            if kind == "conv":
-                kernel, bias, strides, padding = params
-                x = tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(kernel), strides, padding), tf.constant(bias))
-            elif kind == "dense":
-                kernel, bias = params
-                x = tf.nn.bias_add(tf.matmul(x, tf.constant(kernel)), tf.constant(bias))
-            elif kind == "relu":
-                x = tf.nn.relu(x)
-            elif kind == "softmax":
-                x = tf.nn.softmax(x)
-            elif kind == "pool":
-                size, strides, padding = params
-                x = tf.nn.max_pool2d(x, size, strides, padding)
-            elif kind == "flatten":
-                x = tf.reshape(x, tf.constant([-1, int(np.prod(x.shape[1:]))], tf.int32))
-        return x
-
-    frozen = convert_variables_to_constants_v2(graph.get_concrete_function()).graph.as_graph_def()
-    for node in frozen.node:
-        if node.op != "Const":  # (indexing a node's attr map adds the key: look at constants only)
+        if not steps and _input_step(kind, config) is not None:  # before the first conv: numpy does it
+            input_steps.append(_input_step(kind, config))
             continue
-        value = node.attr["value"].tensor
-        if value.dtype == tf.float32.as_datatype_enum and not value.tensor_content:
-            # TensorFlow stores an all-equal constant (a zero bias) as one number; OpenCV wants every value.
-            array = tf.make_ndarray(value)
-            value.ClearField("float_val")
-            value.tensor_content = array.astype(np.float32).tobytes()
-    return frozen.SerializeToString()
-
-
-def _inference_plan(model):
-    """(numpy input steps, graph steps with folded weights) for the model's inference; None if not possible."""
-    import keras
-    from keras import layers
-
-    input_steps, steps, scale = [], [], 1.0  # `scale`: a Rescaling not yet folded into the next weights
-    for layer in model.layers:
-        if isinstance(layer, layers.Dropout):
-            continue
-        if not steps and _input_step(layer) is not None:  # before the first conv: numpy does it
-            input_steps.append(_input_step(layer))
-            continue
-        folds = isinstance(layer, (layers.Rescaling, layers.Conv2D, layers.Dense))
-        if scale != 1.0 and not folds:
+        if scale != 1.0 and kind not in ("Rescaling", "Conv2D", "Dense"):
             return None  # a scaling must reach the next conv or dense weights untouched
-        if isinstance(layer, layers.Rescaling):
-            if np.any(np.asarray(layer.offset) != 0) or np.ndim(layer.scale) != 0:
+        if kind == "Rescaling":
+            if np.ndim(config["scale"]) != 0 or np.any(np.asarray(config.get("offset", 0)) != 0):
                 return None  # an offset would change what "same" padding pads with
-            scale *= float(layer.scale)
-        elif isinstance(layer, (layers.Conv2D, layers.Dense)) and _plain(layer):
-            kernel = layer.kernel.numpy().astype(np.float32) * scale
-            bias = layer.bias.numpy().astype(np.float32) if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
+            scale *= float(config["scale"])
+        elif kind in ("Conv2D", "Dense") and _plain(kind, config) and weights:
+            kernel = np.asarray(weights[0], np.float32) * scale
+            bias = np.asarray(weights[1], np.float32) if config.get("use_bias", True) else np.zeros(kernel.shape[-1],
+                                                                                                   np.float32)
             scale = 1.0
-            if isinstance(layer, layers.Conv2D):
-                steps.append(["conv", kernel, bias, list(layer.strides), layer.padding.upper()])
+            if kind == "Conv2D":
+                steps.append(["conv", kernel, bias, list(config.get("strides", (1, 1))), config["padding"]])
             else:
                 steps.append(["dense", kernel, bias])
-            if layer.activation is keras.activations.relu:
-                steps.append(["relu"])
-            elif layer.activation is keras.activations.softmax:
-                steps.append(["softmax"])
-        elif isinstance(layer, layers.BatchNormalization):
-            if not steps or steps[-1][0] not in ("conv", "dense") or layer.axis not in (-1, len(layer.input.shape) - 1):
+            if config.get("activation") in ("relu", "softmax"):
+                steps.append([config["activation"]])
+        elif kind == "BatchNormalization":
+            if not steps or steps[-1][0] not in ("conv", "dense") or config.get("axis") not in (-1, [-1], 3, [3], 1, [1]):
                 return None
-            gamma = layer.gamma.numpy() if layer.scale else 1.0
-            beta = layer.beta.numpy() if layer.center else 0.0
-            factor = gamma / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
+            weights = list(weights)
+            gamma = weights.pop(0) if config.get("scale", True) else 1.0
+            beta = weights.pop(0) if config.get("center", True) else 0.0
+            mean, variance = weights
+            factor = gamma / np.sqrt(variance + config.get("epsilon", 1e-3))
             steps[-1][1] = (steps[-1][1] * factor).astype(np.float32)
-            steps[-1][2] = ((steps[-1][2] - layer.moving_mean.numpy()) * factor + beta).astype(np.float32)
-        elif isinstance(layer, layers.ReLU) and layer.max_value is None and not layer.negative_slope and not layer.threshold:
+            steps[-1][2] = ((steps[-1][2] - mean) * factor + beta).astype(np.float32)
+        elif kind == "ReLU" and config.get("max_value") is None and not config.get("negative_slope") \
+                and not config.get("threshold"):
             steps.append(["relu"])
-        elif isinstance(layer, layers.MaxPooling2D) and layer.data_format == "channels_last":
-            steps.append(["pool", list(layer.pool_size), list(layer.strides), layer.padding.upper()])
-        elif isinstance(layer, layers.Flatten) and layer.data_format == "channels_last":
+        elif kind == "MaxPooling2D":
+            steps.append(["pool", list(config["pool_size"]), list(config.get("strides") or config["pool_size"]),
+                          config.get("padding", "valid")])
+        elif kind == "Flatten":
             steps.append(["flatten"])
         else:
             return None
-    return (input_steps, steps) if scale == 1.0 and steps else None
+    if scale != 1.0 or not steps or steps[-1] != ["softmax"] or shape is None:
+        return None
+    return input_steps, steps, shape
 
 
-def _input_step(layer):
+def _input_step(kind, config):
     """A numpy step for a scaling or a whole-image standardisation; None for any other layer."""
-    from keras import layers
-
-    if isinstance(layer, layers.Rescaling) and np.ndim(layer.scale) == 0 and np.ndim(layer.offset) == 0:
-        return ["scale", float(layer.scale), float(layer.offset)]
-    if (isinstance(layer, layers.LayerNormalization) and not layer.center and not layer.scale
-            and sorted(a % 4 for a in np.atleast_1d(layer.axis)) == [1, 2, 3]):
-        return ["standardize", float(layer.epsilon)]
+    if kind == "Rescaling" and np.ndim(config["scale"]) == 0 and np.ndim(config.get("offset", 0)) == 0:
+        return ["scale", float(config["scale"]), float(config.get("offset", 0))]
+    axis = sorted(a % 4 for a in np.atleast_1d(config.get("axis", -1)))
+    if kind == "LayerNormalization" and not config.get("center", True) and not config.get("scale", True) \
+            and axis == [1, 2, 3]:
+        return ["standardize", float(config.get("epsilon", 1e-3))]
     return None
 
 
-def _plain(layer):
-    """A conv or dense layer this module can fold: channels-last, no dilation or groups, simple activation."""
-    import keras
-    from keras import layers
-
-    if layer.activation not in (keras.activations.linear, keras.activations.relu, keras.activations.softmax):
+def _plain(kind, config):
+    """A conv or dense layer this module can fold: no dilation or groups, a linear, relu or softmax activation."""
+    if config.get("activation", "linear") not in ("linear", "relu", "softmax"):
         return False
-    if isinstance(layer, layers.Conv2D):
-        return (type(layer) is layers.Conv2D and layer.data_format == "channels_last"
-                and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1)
-    return type(layer) is layers.Dense and len(layer.kernel.shape) == 2
+    if kind == "Conv2D":
+        return tuple(config.get("dilation_rate", (1, 1))) == (1, 1) and config.get("groups", 1) == 1
+    return True
+
+
+def _pads(size, kernel, stride, padding):
+    """(pad before, pad after, output size) along one axis, as Keras' 'same' or 'valid' padding has it."""
+    if padding == "valid":
+        return 0, 0, (size - kernel) // stride + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2, out
+
+
+def _onnx(steps, input_shape):
+    """ONNX bytes of the steps, in NCHW: Keras' HWIO kernels become OIHW, and the first dense layer's
+    rows are reordered from Keras' (h, w, c) flattening to NCHW's (c, h, w)."""
+    height, width, channels = input_shape
+    nodes, tensors, current = [], [], "pixels"
+    for i, (kind, *params) in enumerate(steps):
+        out = f"{kind}{i}"
+        if kind in ("conv", "pool"):
+            if kind == "conv":
+                kernel, bias, strides, padding = params
+                size = list(kernel.shape[:2])
+            else:
+                size, strides, padding = params
+            (top, bottom, height), (left, right, width) = (_pads(height, size[0], strides[0], padding),
+                                                           _pads(width, size[1], strides[1], padding))
+            shape = dict(kernel_shape=size, strides=strides, pads=[top, left, bottom, right])
+            if kind == "conv":
+                tensors += [onnx_graph.tensor(f"w{i}", kernel.transpose(3, 2, 0, 1)), onnx_graph.tensor(f"b{i}", bias)]
+                nodes.append(onnx_graph.node("Conv", [current, f"w{i}", f"b{i}"], [out], **shape))
+                channels = kernel.shape[-1]
+            else:
+                nodes.append(onnx_graph.node("MaxPool", [current], [out], **shape))
+        elif kind == "flatten":
+            nodes.append(onnx_graph.node("Flatten", [current], [out], axis=1))
+            following = next(s for s in steps[i:] if s[0] == "dense")
+            following[1] = (following[1].reshape(height, width, channels, -1).transpose(2, 0, 1, 3)
+                            .reshape(height * width * channels, -1))
+        elif kind == "dense":
+            kernel, bias = params
+            tensors += [onnx_graph.tensor(f"w{i}", kernel), onnx_graph.tensor(f"b{i}", bias)]
+            nodes.append(onnx_graph.node("Gemm", [current, f"w{i}", f"b{i}"], [out]))
+        elif kind == "relu":
+            nodes.append(onnx_graph.node("Relu", [current], [out]))
+        elif kind == "softmax":
+            nodes.append(onnx_graph.node("Softmax", [current], [out], axis=-1))
+        current = out
+    classes = steps[-2][1].shape[-1]
+    return onnx_graph.model(nodes, tensors, "pixels", [None, input_shape[2], *input_shape[:2]], current,
+                            [None, classes])

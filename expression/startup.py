@@ -1,6 +1,6 @@
-"""Start the live side fast and quietly: model paths checked before Keras loads, the cached
-OpenCV export used while it matches the model files (then TensorFlow is never imported), and
-TensorFlow's native start-up lines kept off the terminal when it is.
+"""Start the live side fast and quietly: model paths checked before anything loads, the net built
+for OpenCV from the model files (then TensorFlow is never imported), and TensorFlow's native
+start-up lines kept off the terminal where a model needs it.
 
 Shared by realtime.py and EmotionRecognizer, so the two load models the same way.
 """
@@ -55,23 +55,20 @@ def load_classifier(model, weights=None, labels=None):
     """(EmotionClassifier, labels) for a model folder or JSON; raises ModelError naming the fix
     (a Keras backend that cannot load included).
 
-    The cached OpenCV export beside the weights is used when it matches them and the backend is
-    TensorFlow's (the export is of that path): no TensorFlow start-up then. Otherwise Keras loads
-    the model (its native log lines held back) and the export is cached for the next start.
+    The net is built for OpenCV straight from the model files (export.py): no TensorFlow is imported.
+    Only a model with a layer that export.py cannot fold goes through Keras (its native log lines held back).
     """
     from .classify import EmotionClassifier
-    from .export import load_cache, save_cache
-    from .model_files import LABELS, MODEL_JSON
+    from .export import net_from_files
+    from .model_files import LABELS, MODEL_JSON, WEIGHTS
 
-    folder = Path(model) if Path(model).is_dir() else Path(model).parent
-    default_files = weights is None and (Path(model).is_dir() or Path(model).name == MODEL_JSON)
-    if default_files and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        net = load_cache(folder)
-        labels_json = Path(labels) if labels else folder / LABELS
-        if net is not None:
-            names = _labels(labels_json, net.classes)
-            if names is not None:
-                return EmotionClassifier(net=net), names
+    model_json = Path(model) / MODEL_JSON if Path(model).is_dir() else Path(model)
+    weights_path = Path(weights) if weights else model_json.with_name(WEIGHTS)
+    net = net_from_files(model_json, weights_path) if model_json.is_file() and weights_path.is_file() else None
+    if net is not None:
+        names = _labels(Path(labels) if labels else model_json.with_name(LABELS), net.classes)
+        if names is not None:
+            return EmotionClassifier(net=net), names
     from .backend import backend_problem
     from .model_files import ModelError
 
@@ -81,8 +78,6 @@ def load_classifier(model, weights=None, labels=None):
     with quiet_native_logs():
         keras_model, names = load_model_files(model, weights, labels)
         classifier = EmotionClassifier(keras_model)
-    if default_files and classifier.net is not None:
-        save_cache(classifier.net, folder)  # a read-only folder just means no cache
     return classifier, names
 
 

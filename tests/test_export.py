@@ -1,6 +1,6 @@
-"""The OpenCV export: the contrast-standardising input runs in numpy, and the cached export is
-used only while it matches the model files, without TensorFlow."""
-import shutil
+"""The net for OpenCV, built from the model files: Keras' probabilities, the contrast-standardising input
+in numpy, and no TensorFlow on the way."""
+import json
 import subprocess
 import sys
 
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import MODELS, ROOT
 from expression.classify import EmotionClassifier
-from expression.export import GRAPH, META, load_cache, opencv_net, save_cache
+from expression.export import net_from_files, opencv_net
 from expression.model import build_model
 from expression.model_files import load_model_folder, save_model
 from test_classify import faces, with_trained_statistics
@@ -40,37 +40,47 @@ def model_folder(tmp_path):
     return tmp_path, model
 
 
-def test_the_cache_is_used_only_while_it_matches_the_weights(model_folder):
+def test_the_net_built_from_the_files_gives_keras_probabilities(model_folder):
     folder, model = model_folder
-    assert load_cache(folder) is None  # nothing cached yet
-    assert save_cache(opencv_net(model), folder)
-    cached = load_cache(folder)
-    np.testing.assert_allclose(EmotionClassifier(net=cached).probabilities(faces()), model.predict(faces(), verbose=0),
+    net = net_from_files(folder / "emotion.json", folder / "emotion.weights.h5")
+    assert net is not None
+    np.testing.assert_allclose(EmotionClassifier(net=net).probabilities(faces()), model.predict(faces(), verbose=0),
                                atol=1e-5)
-    retrained = with_trained_statistics(build_model(width=4, convs=(1, 1, 1, 1), normalize=True), seed=7)
-    save_model(retrained, folder)  # new weights: the export is stale and must not be used
-    assert load_cache(folder) is None
 
 
-def test_a_broken_cache_is_ignored(model_folder):
-    folder, model = model_folder
-    save_cache(opencv_net(model), folder)
-    (folder / GRAPH).write_bytes(b"not a graph")
-    assert load_cache(folder) is None
-    (folder / META).write_text("{")
-    assert load_cache(folder) is None
+@pytest.mark.parametrize("convs,padding", [((1, 1, 1, 1), "same"), ((2, 1, 1, 1), "valid")])
+def test_every_layout_the_builder_folds_matches_keras(convs, padding):
+    """Two convs in a stage and 'valid' padding: the NCHW reordering of the flattened rows must follow."""
+    import keras
+
+    config = json.loads(build_model(width=4, convs=convs, normalize=False).to_json())
+    for layer in config["config"]["layers"]:
+        layer.pop("build_config", None)  # shapes change with the padding: let Keras work them out again
+        if layer["class_name"] == "Conv2D":
+            layer["config"]["padding"] = padding
+    model = with_trained_statistics(keras.models.model_from_json(json.dumps(config)))
+    net = opencv_net(model)
+    assert net is not None
+    np.testing.assert_allclose(net(faces()), model.predict(faces(), verbose=0), atol=1e-5)
 
 
-def test_a_cached_export_classifies_without_importing_tensorflow(tmp_path):
-    folder = tmp_path / "models"
-    shutil.copytree(MODELS, folder, ignore=shutil.ignore_patterns("emotion.opencv.*"))
-    model, _ = load_model_folder(folder)
-    assert save_cache(opencv_net(model), folder)
+def test_a_layer_the_builder_cannot_fold_means_no_net_and_the_caller_uses_keras(model_folder):
+    folder, _ = model_folder
+    config = json.loads((folder / "emotion.json").read_text())
+    conv = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")
+    conv["config"]["dilation_rate"] = [2, 2]
+    (folder / "emotion.json").write_text(json.dumps(config))
+    assert net_from_files(folder / "emotion.json", folder / "emotion.weights.h5") is None
+    (folder / "emotion.weights.h5").write_bytes(b"not weights")
+    assert net_from_files(folder / "emotion.json", folder / "emotion.weights.h5") is None
+
+
+def test_the_bundled_model_classifies_without_importing_tensorflow():
+    model, _ = load_model_folder(MODELS)
     expected = model.predict(faces(2), verbose=0)
-    code = ("import sys, numpy as np; from expression.export import load_cache; "
-            "from expression.classify import EmotionClassifier; "
-            f"x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32); "
-            f"p = EmotionClassifier(net=load_cache({str(folder)!r})).probabilities(x); "
+    code = ("import sys, numpy as np; from expression.startup import load_classifier; "
+            "x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32); "
+            f"classifier, labels = load_classifier({str(MODELS)!r}); p = classifier.probabilities(x); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'; "
             "print(' '.join(map(repr, p.ravel().tolist())))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
