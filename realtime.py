@@ -83,6 +83,12 @@ def check_options(args):
         return "--max-frames, --min-neighbors, --detect-width and --rescan cannot be negative"
     if args.margin <= -0.5:
         return f"--margin {args.margin}: must be above -0.5 (it trims that share of the box from each side), e.g. -0.05"
+    if args.summary:  # the plot is the one part of the live side that needs the training packages
+        import importlib.util
+        missing = [name for name in ("pandas", "matplotlib", "seaborn") if importlib.util.find_spec(name) is None]
+        if missing:
+            return (f"--summary draws its plot with {', '.join(missing)}, not installed here; "
+                    "pip install '.[train]' (or -r requirements.txt), or leave --summary out")
     return None
 
 

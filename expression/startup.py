@@ -9,7 +9,15 @@ from pathlib import Path
 
 from .backend import quiet_native_logs
 
-MODELS = Path(__file__).resolve().parent.parent / "models"  # the repository's models/, wherever we run from
+def bundled_models():
+    """The bundled model's folder: expression/bundled/ where `pip install .` put it, else the repository's
+    models/ beside this package, wherever we run from."""
+    here = Path(__file__).resolve().parent
+    installed = here / "bundled"
+    return installed if (installed / "emotion.json").is_file() else here.parent / "models"
+
+
+MODELS = bundled_models()
 
 class ModelPathError(ValueError):
     """A model path that cannot be right; str() is the user's message."""
