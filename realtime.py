@@ -84,8 +84,12 @@ def check_options(args):
     if args.margin <= -0.5:
         return f"--margin {args.margin}: must be above -0.5 (it trims that share of the box from each side), e.g. -0.05"
     if args.summary:  # the plot is the one part of the live side that needs the training packages
-        import importlib.util
-        missing = [name for name in ("pandas", "matplotlib", "seaborn") if importlib.util.find_spec(name) is None]
+        missing = []
+        for name in ("pandas", "matplotlib", "seaborn"):  # imported now (it will be at the end anyway)
+            try:
+                __import__(name)
+            except ImportError:
+                missing.append(name)
         if missing:
             return (f"--summary draws its plot with {', '.join(missing)}, not installed here; "
                     "pip install '.[train]' (or -r requirements.txt), or leave --summary out")
