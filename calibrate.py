@@ -17,6 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from expression.neutral import MAX_NEUTRAL_SHARE, MIN_FER2013  # noqa: E402  (numpy only: help stays instant)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,10 +28,10 @@ def parse_args(argv=None):
                    help="the faces to choose on: FER2013's val folder (default: ../shared/fer2013/val)")
     p.add_argument("--out", required=True, help="folder for the calibrated model")
     p.add_argument("--overwrite", action="store_true", help="allow --out to hold a model already (default: refuse)")
-    p.add_argument("--max-neutral-share", type=float, default=0.05,
+    p.add_argument("--max-neutral-share", type=float, default=MAX_NEUTRAL_SHARE,
                    help="at most this share of faces whose FER+ majority is not neutral may be answered "
                         "neutral (default: 0.05)")
-    p.add_argument("--min-fer2013", type=float, default=0.64,
+    p.add_argument("--min-fer2013", type=float, default=MIN_FER2013,
                    help="FER2013 accuracy on --data must stay at least this (default: 0.64)")
     return p.parse_args(argv)
 

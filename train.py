@@ -288,6 +288,15 @@ def train(args, out):
                   f"Resume with: {again} --resume", file=sys.stderr)
             return 130
     model = plain_copy(model)  # what ships, float32, is what gets evaluated
+    neutral = None
+    if votes is not None:  # where neutral begins, chosen on val within the guards and folded into the net
+        from expression.neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias, fold_bias
+        neutral, _ = choose_bias(predict_probabilities(model, val.images), val.labels, val.votes)
+        if neutral is None:
+            print(f"note: no neutral bias keeps val's neutral share at most {MAX_NEUTRAL_SHARE:.0%} with FER2013 "
+                  f"at least {MIN_FER2013:.0%}; the model is saved as trained (calibrate.py can loosen the guards)")
+        else:
+            fold_bias(model, neutral["bias"])
 
     # Test is touched once, with the best-on-val weights.
     probabilities = predict_probabilities(model, test.images)
@@ -300,7 +309,8 @@ def train(args, out):
     report = {
         "test": metrics,
         "val_accuracy": val_metrics["accuracy"],
-        **({"val_ferplus": val_metrics["ferplus"]} if votes is not None else {}),
+        **({"val_ferplus": val_metrics["ferplus"], "neutral_bias": neutral and neutral["bias"]}
+           if votes is not None else {}),
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epochs_done"],
         "training_seconds": round(state["seconds"], 1),

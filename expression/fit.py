@@ -28,6 +28,7 @@ from .augment import augment, mixup
 from .labels import EMOTIONS
 from .model import ensemble_probabilities, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
+from .neutral import choose_bias
 from .votes import majority, neutral_share, vote_targets
 
 LAST = "last.keras"
@@ -218,7 +219,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         with _interrupts_deferred():  # one epoch's files and state are written whole or not at all
             state["seconds"] += seconds
             state["epochs_done"] = epoch + 1
-            chosen_on = "val_ferplus" if "val_ferplus" in row else "val_accuracy"  # FER+ majority, with votes
+            # With votes: FER+ majority at the best neutral bias within the guards; else FER2013 accuracy.
+            chosen_on = "val_ferplus_guarded" if "val_ferplus_guarded" in row else "val_accuracy"
             if row[chosen_on] > state["best_val_accuracy"]:
                 state.update(best_val_accuracy=row[chosen_on], best_epoch=epoch + 1, chosen_on=chosen_on)
                 atomic_write(_pending(folder / BEST, epoch + 1),
@@ -249,6 +251,10 @@ def _validate(model, val):
         scored = truth >= 0
         scores["val_ferplus"] = float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0
         scores["val_neutral_share"] = neutral_share(truth, predicted)
+        # What the epoch would ship as: FER+ accuracy with the best neutral bias within the guards (neutral.py).
+        chosen, _ = choose_bias(probabilities, val.labels, val.votes)
+        scores["val_ferplus_guarded"] = chosen["ferplus_accuracy"] if chosen else 0.0
+        scores["val_neutral_bias"] = chosen["bias"] if chosen else float("nan")
     return scores
 
 
