@@ -244,6 +244,7 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
         assert "test: 1 image(s) also in train" in result.stdout
         assert not (tmp_path / "out" / "emotion.json").exists()
     assert_clean_error(run_script("train.py", *args), *expect)
+    assert not (tmp_path / "out").exists(), "a failed start left its run folder behind"
 
 
 @needs_data
@@ -508,3 +509,15 @@ def test_mixup_changes_the_training_loss_and_is_recorded(trained, small_data, tm
     assert json.loads((plain / "metrics.json").read_text())["config"]["mixup"] == 0.0
     mixed_loss = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert mixed_loss != pytest.approx(pd.read_csv(plain / "history.csv")["loss"].iloc[0], rel=1e-3)
+
+
+@needs_data
+def test_into_a_file_or_pipe_training_prints_one_line_per_epoch_and_no_progress_bar(small_data, tmp_path):
+    result = run_script("train.py", "--data", small_data, "--out", tmp_path / "out", "--epochs", "3",
+                        "--batch-size", "32", "--width", "8")  # stdout is a pipe here, as in `train.py > log`
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout and "\x1b[" not in result.stdout and "━" not in result.stdout
+    epoch_lines = [line for line in result.stdout.splitlines() if re.search(r"\bloss: [\d.]+", line)]
+    assert len(epoch_lines) == 3, result.stdout
+    assert len(result.stdout) < 5000, len(result.stdout)
+    assert "remove them from one split" not in result.stdout  # FER2013's duplicates: a note, not advice
