@@ -30,9 +30,9 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true", help="allow --out to hold a model already (default: refuse)")
     p.add_argument("--max-neutral-share", type=float, default=MAX_NEUTRAL_SHARE,
                    help="at most this share of faces whose FER+ majority is not neutral may be answered "
-                        "neutral (default: 0.05)")
+                        f"neutral (default: {MAX_NEUTRAL_SHARE})")
     p.add_argument("--min-fer2013", type=float, default=MIN_FER2013,
-                   help="FER2013 accuracy on --data must stay at least this (default: 0.64)")
+                   help=f"FER2013 accuracy on --data must stay at least this (default: {MIN_FER2013})")
     return p.parse_args(argv)
 
 
