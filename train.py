@@ -71,6 +71,11 @@ def parse_args(argv=None):
     p.add_argument("--votes-temperature", type=float, default=1.0,
                    help="with --votes, below 1 sharpens the votes (counts to the power 1/T), so a 6-4 split "
                         "teaches its majority harder (default: 1, the raw shares)")
+    p.add_argument("--max-neutral-share", type=float, default=None,
+                   help="with --votes, the guard on val: at most this share of faces whose FER+ majority is another "
+                        "emotion may be answered neutral (default: 0.05)")
+    p.add_argument("--min-fer2013", type=float, default=None,
+                   help="with --votes, the other guard on val: FER2013 accuracy at least this (default: 0.64)")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model (default: none, random weights)")
     p.add_argument("--grow-from", default=None,
@@ -187,6 +192,8 @@ def train(args, out):
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
     if not 0 <= args.votes_weight <= 1:
         return fail(f"--votes-weight {args.votes_weight}: give a share between 0 and 1, e.g. 0.7")
+    if any(value is not None and not 0 <= value <= 1 for value in (args.max_neutral_share, args.min_fer2013)):
+        return fail("--max-neutral-share and --min-fer2013 are shares: give values between 0 and 1, e.g. 0.05")
     if not 0 < args.votes_temperature <= 10:
         return fail(f"--votes-temperature {args.votes_temperature}: give a temperature above 0, e.g. 0.5 or 1")
     votes_file = state["config"].get("votes") if state else args.votes  # a resumed run keeps its votes
@@ -255,7 +262,9 @@ def train(args, out):
                        erase=args.erase, robust=args.robust, jpeg=args.jpeg, mixup=args.mixup,
                        class_weight=args.class_weight,
                        teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema,
-                       votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature)
+                       votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature,
+                       **{name: value for name, value in (("max_neutral_share", args.max_neutral_share),
+                                                         ("min_fer2013", args.min_fer2013)) if value is not None})
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
@@ -290,11 +299,12 @@ def train(args, out):
     model = plain_copy(model)  # what ships, float32, is what gets evaluated
     neutral = None
     if votes is not None:  # where neutral begins, chosen on val within the guards and folded into the net
-        from expression.neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias, fold_bias
-        neutral, _ = choose_bias(predict_probabilities(model, val.images), val.labels, val.votes)
+        from expression.neutral import choose_bias, fold_bias
+        guards = state["config"]["max_neutral_share"], state["config"]["min_fer2013"]
+        neutral, _ = choose_bias(predict_probabilities(model, val.images), val.labels, val.votes, *guards)
         if neutral is None:
-            print(f"note: no neutral bias keeps val's neutral share at most {MAX_NEUTRAL_SHARE:.0%} with FER2013 "
-                  f"at least {MIN_FER2013:.0%}; the model is saved as trained (calibrate.py can loosen the guards)")
+            print(f"note: no neutral bias keeps val's neutral share at most {guards[0]:.0%} with FER2013 "
+                  f"at least {guards[1]:.0%}; the model is saved as trained (calibrate.py can loosen the guards)")
         else:
             fold_bias(model, neutral["bias"])
 

@@ -218,7 +218,7 @@ def compare_output(model, labels, frames, count, rounds=3):
             for kind in fps:
                 fps[kind].append(loop(kind, folder))
     best = {kind: max(values) for kind, values in fps.items()}
-    print(f"--output cost, {count} frames x {rounds} rounds, best round each (frames/s):")
+    print(f"what realtime.py --output costs, {count} frames x {rounds} rounds, best round each (frames/s):")
     print(f"  no output           {best['none']:6.1f}")
     print(f"  inline VideoWriter  {best['inline']:6.1f}  ({best['inline'] / best['none']:.0%} of no output; the naive way)")
     print(f"  FrameWriter thread  {best['thread']:6.1f}  ({best['thread'] / best['none']:.0%} of no output; "

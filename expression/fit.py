@@ -28,7 +28,7 @@ from .augment import augment, mixup
 from .labels import EMOTIONS
 from .model import ensemble_probabilities, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
-from .neutral import choose_bias
+from .neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias
 from .votes import majority, neutral_share, vote_targets
 
 LAST = "last.keras"
@@ -58,6 +58,8 @@ class FitConfig:
     votes: str = None  # FER+ votes.csv: train on each face's vote distribution, keep the best FER+ val epoch (votes.py)
     votes_weight: float = 0.7  # share of each target that is the vote distribution; the rest is the FER2013 label
     votes_temperature: float = 1.0  # below 1 sharpens the votes, so a 6-4 split teaches its majority harder
+    max_neutral_share: float = MAX_NEUTRAL_SHARE  # the guards an epoch's neutral bias must meet on val (neutral.py)
+    min_fer2013: float = MIN_FER2013
     seed: int = 0
 
 
@@ -211,7 +213,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         seconds = self.trained - self.started
         if self.config.ema:  # validate and keep the averaged weights; training goes on from the raw ones
             _swap_ema(self.model)
-        scores = _validate(self.model, self.val)
+        scores = _validate(self.model, self.val, self.config)
         logs.update(scores)  # the progress bar, which runs next, shows them too
         row = {"epoch": epoch, **{key: float(logs[key]) for key in ("accuracy", "loss")}, **scores,
                "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -239,7 +241,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             _promote_pending(folder, state["epochs_done"])
 
 
-def _validate(model, val):
+def _validate(model, val, config=None):
     """Accuracy and plain (unsmoothed) cross-entropy on the validation split; with FER+ votes also the
     FER+ majority accuracy and the share of faces with a non-neutral majority answered neutral."""
     probabilities = predict_probabilities(model, val.images)
@@ -252,7 +254,8 @@ def _validate(model, val):
         scores["val_ferplus"] = float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0
         scores["val_neutral_share"] = neutral_share(truth, predicted)
         # What the epoch would ship as: FER+ accuracy with the best neutral bias within the guards (neutral.py).
-        chosen, _ = choose_bias(probabilities, val.labels, val.votes)
+        config = config or FitConfig()
+        chosen, _ = choose_bias(probabilities, val.labels, val.votes, config.max_neutral_share, config.min_fer2013)
         scores["val_ferplus_guarded"] = chosen["ferplus_accuracy"] if chosen else 0.0
         scores["val_neutral_bias"] = chosen["bias"] if chosen else float("nan")
     return scores

@@ -196,3 +196,19 @@ def test_bad_votes_input_is_one_clear_line_and_leaves_no_folder(case, tmp_path):
         expect = ["none of the faces"]
     assert_clean_error(run_script(*args), *expect)
     assert not out.exists()
+
+
+def test_train_with_votes_folds_the_guarded_neutral_bias_of_its_best_epoch(voted, tmp_path):
+    """From the bundled model, one gentle epoch, guards it can meet: the bias chosen on val is in the saved net."""
+    root, _, _ = voted
+    out = tmp_path / "tuned"
+    result = run_script("train.py", "--data", root, "--out", out, "--epochs", "1", "--batch-size", "32",
+                        "--init", ROOT / "models" / "emotion.weights.h5", "--convs", "1232", "--lr", "0.00001",
+                        "--votes", VOTES, "--max-neutral-share", "0.1", "--min-fer2013", "0.3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = pd.read_csv(out / "history.csv")
+    assert metrics["config"]["max_neutral_share"] == 0.1 and metrics["config"]["min_fer2013"] == 0.3
+    assert metrics["neutral_bias"] == pytest.approx(history["val_neutral_bias"].iloc[0])
+    assert metrics["val_ferplus"]["neutral_share"] <= 0.1 and metrics["val_accuracy"] >= 0.3
+    assert metrics["val_ferplus"]["accuracy"] == pytest.approx(history["val_ferplus_guarded"].iloc[0])
