@@ -43,8 +43,8 @@ def parse_args(argv=None):
                    help="in the window, show a file's frames as fast as they are processed (default: off, a video "
                         "plays at its own frame rate and images one a second)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default: 0, until the end)")
-    p.add_argument("--smooth", type=float, default=0.8,
-                   help="EMA weight of a face's past probabilities, 0..1 (default: 0.8; 0: off; images: always off)")
+    p.add_argument("--smooth", type=float, default=0.9,
+                   help="EMA weight of a face's past probabilities, 0..1 (default: 0.9; 0: off; images: always off)")
     p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities (default: off)")
     p.add_argument("--min-face", type=int, default=40,
                    help="smallest face to find, in the frame's own pixels, at any frame size (default: 40, a face "

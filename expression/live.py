@@ -15,7 +15,7 @@ STAGES = ("detect", "classify", "track", "draw")
 
 
 class LivePipeline:
-    def __init__(self, model, labels, detector=None, smooth=0.8, margin=MARGIN, bars=False, rescan=15, stills=False):
+    def __init__(self, model, labels, detector=None, smooth=0.9, margin=MARGIN, bars=False, rescan=15, stills=False):
         self.labels, self.margin, self.bars = labels, margin, bars
         self.detector = detector or FaceDetector()
         # Separate pictures share no faces: nothing is carried over between them (no smoothing, no
