@@ -71,7 +71,7 @@ def _style(shape, track, labels, bars):
              "label_size": (tw + 2 * pad, th + base + pad + 2)}
     if bars:
         name_width, row, bar_width = _bars_metrics(scale * 0.7)
-        style["bars_size"] = (name_width + 8 + bar_width + 4, row * len(labels) + 4)
+        style["bars_size"] = (name_width + 6 + bar_width + 3, row * len(labels) + 3)
     return style
 
 
@@ -84,7 +84,8 @@ def _stroke(scale):
 def _bars_metrics(scale):
     """(name column width, row height, bar length) of a --bars panel at this text scale."""
     (name_width, row), _ = cv2.getTextSize("surp", FONT, scale, _stroke(scale))
-    return name_width, row + max(6, round(10 * scale)), round(BAR_WIDTH * max(1.0, scale / 0.42))
+    # At a 640x480 frame's size (scale 0.42) and below, the compact panel; larger pictures scale it up.
+    return name_width, row + max(6, round(7 * scale)), round(BAR_WIDTH * max(1.0, scale / 0.6))
 
 
 def _label_spots(s):
@@ -152,15 +153,15 @@ def _draw_bars(frame, track, labels, x, y, scale):
     that the white names read on a white shirt or a bright sky as well as on a dark room."""
     name_width, row, bar_width = _bars_metrics(scale)
     stroke = _stroke(scale)
-    width, height = name_width + 8 + bar_width + 4, row * len(labels) + 4
+    width, height = name_width + 6 + bar_width + 3, row * len(labels) + 3
     x0, y0, x1, y1 = max(0, x), max(0, y), min(frame.shape[1], x + width), min(frame.shape[0], y + height)
     if x1 > x0 and y1 > y0:  # darken what is behind the panel to a quarter: the scene still shows through
         frame[y0:y1, x0:x1] = (frame[y0:y1, x0:x1] * 0.25 + 20).astype(frame.dtype)
     for i, (name, p) in enumerate(zip(labels, track.probabilities)):
-        top = y + 2 + i * row
-        cv2.putText(frame, name[:4], (x + 4, top + row - max(4, row // 4)), FONT, scale, (255, 255, 255), stroke,
+        top = y + 1 + i * row
+        cv2.putText(frame, name[:4], (x + 3, top + row - max(4, row // 4)), FONT, scale, (255, 255, 255), stroke,
                     cv2.LINE_AA)
-        left = x + 4 + name_width + 4
+        left = x + 3 + name_width + 3
         cv2.rectangle(frame, (left, top + 2), (left + bar_width, top + row - 2), (110, 110, 110), 1)
         cv2.rectangle(frame, (left, top + 2), (left + int(bar_width * float(p)), top + row - 2),
                       COLORS.get(name, (255, 255, 255)), cv2.FILLED)
