@@ -133,8 +133,8 @@ class FrameWriter:
         self.thread.start()
 
     def _encode(self):
-        try:  # encoding yields the cores to finding and classifying faces when both want them (Linux)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+        try:  # lowest priority: encode in the time finding and classifying faces leave idle (Linux)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except (AttributeError, OSError):
             pass
         while (frame := self.queue.get()) is not None:
