@@ -19,6 +19,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off the terminal
 
+from expression.neutral import MAX_NEUTRAL_SHARE, MIN_FER2013  # noqa: E402  (numpy only: --help stays instant)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,11 +73,11 @@ def parse_args(argv=None):
     p.add_argument("--votes-temperature", type=float, default=1.0,
                    help="with --votes, below 1 sharpens the votes (counts to the power 1/T), so a 6-4 split "
                         "teaches its majority harder (default: 1, the raw shares)")
-    p.add_argument("--max-neutral-share", type=float, default=None,
+    p.add_argument("--max-neutral-share", type=float, default=MAX_NEUTRAL_SHARE,
                    help="with --votes, the guard on val: at most this share of faces whose FER+ majority is another "
-                        "emotion may be answered neutral (default: 0.05)")
-    p.add_argument("--min-fer2013", type=float, default=None,
-                   help="with --votes, the other guard on val: FER2013 accuracy at least this (default: 0.64)")
+                        f"emotion may be answered neutral (default: {MAX_NEUTRAL_SHARE})")
+    p.add_argument("--min-fer2013", type=float, default=MIN_FER2013,
+                   help=f"with --votes, the other guard on val: FER2013 accuracy at least this (default: {MIN_FER2013})")
     p.add_argument("--init", default=None, help="start from these weights (.weights.h5 of the same architecture), "
                                                "e.g. to fine-tune a trained model (default: none, random weights)")
     p.add_argument("--grow-from", default=None,
@@ -192,7 +194,7 @@ def train(args, out):
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
     if not 0 <= args.votes_weight <= 1:
         return fail(f"--votes-weight {args.votes_weight}: give a share between 0 and 1, e.g. 0.7")
-    if any(value is not None and not 0 <= value <= 1 for value in (args.max_neutral_share, args.min_fer2013)):
+    if not (0 <= args.max_neutral_share <= 1 and 0 <= args.min_fer2013 <= 1):
         return fail("--max-neutral-share and --min-fer2013 are shares: give values between 0 and 1, e.g. 0.05")
     if not 0 < args.votes_temperature <= 10:
         return fail(f"--votes-temperature {args.votes_temperature}: give a temperature above 0, e.g. 0.5 or 1")
@@ -263,8 +265,7 @@ def train(args, out):
                        class_weight=args.class_weight,
                        teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema,
                        votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature,
-                       **{name: value for name, value in (("max_neutral_share", args.max_neutral_share),
-                                                         ("min_fer2013", args.min_fer2013)) if value is not None})
+                       max_neutral_share=args.max_neutral_share, min_fer2013=args.min_fer2013)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope

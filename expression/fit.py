@@ -159,6 +159,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     state = read_state(folder) if resume else None
     if state is not None:
         config = FitConfig(**state["config"])  # the schedule must be the one the run started with
+        state["config"] = asdict(config)  # a checkpoint from before a field existed gets its default
         _promote_pending(folder, state["epochs_done"])
         model = keras.models.load_model(folder / LAST)
         for variable, value in zip(_dropout_states(model), state.get("dropout_states", [])):
