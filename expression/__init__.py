@@ -1,8 +1,10 @@
 """Facial expression recognition: the shared code behind train.py and realtime.py.
 
-Training side, in the order the data flows: data -> augment -> model -> fit -> report.
+Training side, in the order the data flows: data (and FER+ `votes`) -> augment -> model -> fit
+-> `neutral` (where neutral begins, folded into the net) -> report.
 Live side: source -> detect -> classify -> track -> draw -> sink, with `live` running
-one frame through detect..draw. `labels`, `model_files` and `backend` serve both sides.
+one frame through detect..draw; `export` (with `onnx_graph`) builds the net OpenCV runs from the
+model files. `labels`, `model_files` and `backend` serve both sides.
 `recognizer` is the Python call: `from expression import EmotionRecognizer`.
 """
 
