@@ -29,7 +29,7 @@ from .labels import EMOTIONS
 from .model import ensemble_probabilities, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 from .neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias
-from .votes import majority, neutral_share, vote_targets
+from .votes import majority, majority_accuracy, neutral_share, vote_targets
 
 LAST = "last.keras"
 BEST = "best.weights.h5"
@@ -251,8 +251,7 @@ def _validate(model, val, config=None):
               "val_loss": float(-np.log(np.clip(picked, 1e-7, 1)).mean())}
     if val.votes is not None:
         truth, predicted = majority(val.votes), probabilities.argmax(1)
-        scored = truth >= 0
-        scores["val_ferplus"] = float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0
+        scores["val_ferplus"] = majority_accuracy(truth, predicted)
         scores["val_neutral_share"] = neutral_share(truth, predicted)
         # What the epoch would ship as: FER+ accuracy with the best neutral bias within the guards (neutral.py).
         config = config or FitConfig()

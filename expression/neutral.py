@@ -13,7 +13,7 @@ non-neutral faces answered "neutral" at most `max_share` and FER2013 accuracy at
 import numpy as np
 
 from .labels import EMOTIONS
-from .votes import NEUTRAL, majority, neutral_share
+from .votes import NEUTRAL, majority, majority_accuracy, neutral_share
 
 GRID = np.round(np.arange(-2.0, 1.0001, 0.05), 2)  # the biases tried, in log-probability units
 # The guards a shipped model meets on val: at most 5% of the faces whose FER+ majority is another
@@ -29,13 +29,12 @@ def shift_neutral(probabilities, bias):
     return (shifted / shifted.sum(1, keepdims=True)).astype(np.float32)
 
 
-def score_bias(probabilities, labels, votes, bias):
-    """FER+ majority accuracy, its neutral share and FER2013 accuracy with `bias` on neutral."""
+def score_bias(probabilities, labels, truth, bias):
+    """FER+ majority accuracy, its neutral share and FER2013 accuracy with `bias` on neutral;
+    `truth` is the FER+ majority (votes.majority), computed once for the whole grid."""
     predicted = shift_neutral(probabilities, bias).argmax(1)
-    truth = majority(votes)
-    scored = truth >= 0
     return {"bias": float(bias),
-            "ferplus_accuracy": float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0,
+            "ferplus_accuracy": majority_accuracy(truth, predicted),
             "neutral_share": neutral_share(truth, predicted),
             "fer2013_accuracy": float((predicted == labels).mean())}
 
@@ -45,7 +44,8 @@ def choose_bias(probabilities, labels, votes, max_share=MAX_NEUTRAL_SHARE, min_f
 
     Ties go to the bias nearest 0, the smallest change. None when no bias in the grid meets both guards.
     """
-    rows = [score_bias(probabilities, labels, votes, b) for b in grid]
+    truth = majority(votes)
+    rows = [score_bias(probabilities, labels, truth, b) for b in grid]
     allowed = [r for r in rows if r["neutral_share"] <= max_share and r["fer2013_accuracy"] >= min_fer2013]
     if not allowed:
         return None, rows

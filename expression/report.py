@@ -17,7 +17,7 @@ import seaborn as sns
 from .data import summary_table
 from .labels import EMOTIONS
 from .model_files import atomic_write, atomic_write_text
-from .votes import NEUTRAL, majority, neutral_share
+from .votes import NEUTRAL, majority, majority_accuracy, neutral_share
 
 
 def classification_metrics(labels, probabilities, bins=15):
@@ -55,13 +55,12 @@ def ferplus_metrics(votes, probabilities):
     of faces with another majority answered neutral (the flood a vote-trained net is prone to).
     """
     truth, predicted = majority(votes), probabilities.argmax(1)
-    scored = truth >= 0
     recall = {name: float((predicted[truth == i] == i).mean()) if (truth == i).any() else None
               for i, name in enumerate(EMOTIONS)}
     return {
-        "accuracy": float((predicted[scored] == truth[scored]).mean()) if scored.any() else 0.0,
-        "faces": int(scored.sum()),
-        "left_out": int((~scored).sum()),
+        "accuracy": majority_accuracy(truth, predicted),
+        "faces": int((truth >= 0).sum()),
+        "left_out": int((truth < 0).sum()),
         "recall": recall,
         "support": {name: int((truth == i).sum()) for i, name in enumerate(EMOTIONS)},
         "neutral_recall": recall[EMOTIONS[NEUTRAL]],

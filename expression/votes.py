@@ -84,13 +84,16 @@ def majority(votes):
     unknown or NF (ties among the top go to the first in FER+'s column order, as FER+'s own
     majority mode does)."""
     votes = np.asarray(votes, np.float64)
-    labels = np.full(len(votes), -1, np.int64)
     known = ~np.isnan(votes).any(1) & (np.nan_to_num(votes).sum(1) > 0)
-    top = np.nan_to_num(votes).argmax(1)
-    to_fer = {column: label for label, column in enumerate(FER_COLUMNS)}
-    for i in np.flatnonzero(known):
-        labels[i] = to_fer.get(int(top[i]), -1)
-    return labels
+    to_fer = np.full(len(VOTE_COLUMNS), -1, np.int64)  # FER+ column -> FER2013 label; -1 for the other three
+    to_fer[list(FER_COLUMNS)] = np.arange(len(FER_COLUMNS))
+    return np.where(known, to_fer[np.nan_to_num(votes).argmax(1)], -1)
+
+
+def majority_accuracy(truth, predicted):
+    """Share of the faces with a FER+ majority (truth >= 0) whose answer is that majority; 0 for none."""
+    scored = np.asarray(truth) >= 0
+    return float((np.asarray(predicted)[scored] == np.asarray(truth)[scored]).mean()) if scored.any() else 0.0
 
 
 def neutral_share(truth, predicted):
