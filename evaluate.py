@@ -63,14 +63,14 @@ def main(argv=None):
     import pandas as pd
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
-    from expression.model_files import ModelError, load_model_folder
+    from expression.model_files import ModelError, load_model_files
     from expression.report import classification_metrics, ferplus_metrics, paired_comparison, write_json
 
     try:
         data = check_data_path(args.data)  # before the model: a typo costs no waiting
         name = split_name(args.split) if args.split else ("test" if data.is_file() else None)
         folders = args.model + (args.against or [])
-        models, orders = zip(*map(load_model_folder, folders))
+        models, orders = zip(*map(load_model_files, folders))
         for folder, order in zip(folders[1:], orders[1:]):  # averaging and comparing need one label order
             if order != orders[0]:
                 raise ModelError(f"{folder}: its labels.json orders the emotions {order}, {folders[0]}'s "

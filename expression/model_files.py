@@ -110,14 +110,27 @@ def save_staged(tmp, suffix, save):
 
 
 def load_model_folder(folder):
-    """(Keras model, labels) from a folder written by save_model, e.g. models/, or from its emotion.json
-    (the weights and labels beside it)."""
+    """(Keras model, labels) from a folder written by save_model, e.g. models/."""
     folder = Path(folder)
-    if folder.suffix.lower() == ".json" and not folder.is_dir():
-        folder, name = folder.parent, folder.name
-        weights = folder / (name[:-len(".json")] + ".weights.h5")
-        return load_model(folder / name, weights, folder / LABELS)
     return load_model(folder / MODEL_JSON, folder / WEIGHTS, folder / LABELS)
+
+
+def model_paths(model, weights=None, labels=None):
+    """(model JSON, weights, labels JSON or None) for a model folder or its JSON: weights and labels default
+    to the files beside the JSON. A folder given alone needs its labels.json; otherwise a missing one means
+    FER2013's order (None)."""
+    model = Path(model)
+    folder = model.is_dir() or model.suffix.lower() != ".json"  # a missing folder is named as one in errors
+    model_json = model / MODEL_JSON if folder else model
+    labels_json = Path(labels) if labels else model_json.with_name(LABELS)
+    required = bool(labels) or (folder and weights is None)
+    return (model_json, Path(weights) if weights else model_json.with_name(WEIGHTS),
+            labels_json if required or labels_json.is_file() else None)
+
+
+def load_model_files(model, weights=None, labels=None):
+    """(Keras model, labels) from a model folder or its JSON (see model_paths)."""
+    return load_model(*model_paths(model, weights, labels))
 
 
 def load_model(model_json, weights, labels_json=None):

@@ -4,7 +4,6 @@ start-up lines kept off the terminal where a model needs it.
 
 Shared by realtime.py and EmotionRecognizer, so the two load models the same way.
 """
-import os
 from pathlib import Path
 
 from .backend import quiet_native_logs
@@ -46,19 +45,6 @@ def check_model_paths(model, weights=None, labels=None):
                                  "one beside the model")
 
 
-def load_model_files(model, weights=None, labels=None):
-    """(Keras model, labels) from a model folder or JSON; weights and labels default to the files beside it."""
-    from .model_files import LABELS, MODEL_JSON, WEIGHTS, load_model, load_model_folder
-
-    model = Path(model)
-    if model.is_dir() and weights is None and labels is None:
-        return load_model_folder(model)
-    model_json = model / MODEL_JSON if model.is_dir() else model
-    labels_json = Path(labels) if labels else model_json.with_name(LABELS)
-    return load_model(model_json, Path(weights) if weights else model_json.with_name(WEIGHTS),
-                      labels_json if labels or labels_json.is_file() else None)
-
-
 def load_classifier(model, weights=None, labels=None):
     """(EmotionClassifier, labels) for a model folder or JSON; raises ModelError naming the fix
     (a Keras backend that cannot load included).
@@ -68,10 +54,9 @@ def load_classifier(model, weights=None, labels=None):
     """
     from .classify import EmotionClassifier
     from .export import net_from_files
-    from .model_files import LABELS, MODEL_JSON, WEIGHTS
+    from .model_files import LABELS, load_model_files, model_paths
 
-    model_json = Path(model) / MODEL_JSON if Path(model).is_dir() else Path(model)
-    weights_path = Path(weights) if weights else model_json.with_name(WEIGHTS)
+    model_json, weights_path, _ = model_paths(model, weights, labels)
     net = net_from_files(model_json, weights_path) if model_json.is_file() and weights_path.is_file() else None
     if net is not None:
         names = _labels(Path(labels) if labels else model_json.with_name(LABELS), net.classes)
