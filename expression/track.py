@@ -30,14 +30,17 @@ class Track:
     probabilities: np.ndarray
     missed: int = 0  # frames since this face was last seen
     age: int = 1  # frames it was seen in
-    label: int = -1  # index of the emotion shown: always the top one of probabilities
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # its centre's pixels per frame
     seen: np.ndarray = None  # the box it was last seen at
 
     def __post_init__(self):
         self.box = np.asarray(self.box, float)
         self.seen = self.box if self.seen is None else np.asarray(self.seen, float)
-        self.label = int(np.argmax(self.probabilities)) if len(self.probabilities) else 0
+
+    @property
+    def label(self):
+        """Index of the emotion shown: always the top one of its (smoothed) probabilities."""
+        return int(np.argmax(self.probabilities)) if len(self.probabilities) else 0
 
     def predicted(self, ahead=1):
         """Where its box will be `ahead` frames from now, at its motion so far."""
@@ -123,4 +126,3 @@ class FaceTracker:
         track.box = track.seen = box
         track.missed, track.age = 0, track.age + 1
         track.probabilities = self.smooth * track.probabilities + (1 - self.smooth) * np.asarray(probabilities)
-        track.label = int(np.argmax(track.probabilities))
