@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 
 from expression.classify import MARGIN, EmotionClassifier, crop_faces  # noqa: E402
 from expression.data import DataError, load_split, stratified_holdout, subset  # noqa: E402
-from expression.detect import FaceDetector, iou  # noqa: E402
+from expression.boxes import iou  # noqa: E402
+from expression.detect import FaceDetector  # noqa: E402
 from expression.model_files import ModelError, load_model_folder  # noqa: E402
 
 

@@ -27,7 +27,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from expression.classify import EmotionClassifier  # noqa: E402
-from expression.detect import CASCADE, FaceDetector, cascade_path, group_hits, iou  # noqa: E402
+from expression.boxes import group_hits, iou  # noqa: E402
+from expression.cascades import CASCADE, cascade_path  # noqa: E402
+from expression.detect import FaceDetector  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.live import STAGES, LivePipeline  # noqa: E402
 from expression.model_files import ModelError, load_model_folder  # noqa: E402

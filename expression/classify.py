@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .data import IMAGE_SIZE
+from .tilt import upright_crop
 
 
 # Context added around each Haar box, per side; negative trims it. FER2013 val faces placed into
@@ -20,12 +21,20 @@ from .data import IMAGE_SIZE
 MARGIN = -0.05
 
 
-def crop_faces(gray, boxes, margin=MARGIN):
-    """(N, 48, 48, 1) float32 crops in 0..255; each box grows by `margin` of its size per side."""
+def crop_faces(gray, boxes, margin=MARGIN, angles=None):
+    """(N, 48, 48, 1) float32 crops in 0..255; each box grows by `margin` of its size per side.
+
+    `angles` (degrees, one per box; default none): a box found in a rotated copy of the picture
+    (tilt.py) is cut turned by its angle, so that the face in the crop is upright.
+    """
     crops = np.empty((len(boxes), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
     height, width = gray.shape[:2]
     for i, (x, y, w, h) in enumerate(boxes):
         dx, dy = int(w * margin), int(h * margin)
+        if angles is not None and angles[i]:
+            face = upright_crop(gray, (x - dx, y - dy, w + 2 * dx, h + 2 * dy), angles[i])
+            crops[i, :, :, 0] = cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+            continue
         x0, y0 = max(0, x - dx), max(0, y - dy)
         x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
         face = gray[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else np.zeros((1, 1), np.uint8)

@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from .classify import MARGIN, EmotionClassifier, crop_faces
-from .detect import FaceDetector, SpreadScan, to_gray
+from .detect import FaceDetector, to_gray
+from .spread import SpreadScan
 from .draw import draw_faces
 from .track import FaceTracker
 
@@ -57,8 +58,12 @@ class LivePipeline:
             self.scanned = self.scan is not None
             if self.scan:
                 self.scan.restart()
+        angles = np.zeros(len(boxes))
+        if self.stills:  # faces rolled sideways, found in rotated copies: cropped upright
+            tilted, tilts = self.detector.detect_tilted(gray, boxes)
+            boxes, angles = np.concatenate([boxes, tilted]), np.concatenate([angles, tilts])
         clock = self._lap("detect", clock)
-        probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin))
+        probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin, angles))
         clock = self._lap("classify", clock)
         if self.stills:
             self.tracker = FaceTracker(smooth=0)  # each picture numbers its faces from 1

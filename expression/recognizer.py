@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from .classify import MARGIN
-from .detect import CASCADE, FaceDetector, to_gray
+from .cascades import CASCADE
+from .detect import FaceDetector, to_gray
 from .draw import label_text
 from .source import read_image
 from .startup import MODELS, check_model_paths, load_classifier
@@ -26,12 +27,14 @@ class EmotionRecognizer:
     as quietly as realtime.py (which sets it).
     """
 
-    def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=40,
-                 margin=MARGIN):
-        """`model`: a folder written by train.py, or its emotion.json. Raises ModelPathError (a ValueError),
+    def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=None,
+                 margin=MARGIN, turned=None, tilted=None):
+        """`model`: a folder written by train.py, or its emotion.json. turned, tilted (None: on, as for any
+        picture): also look for faces turned to the side, and heads leaning sideways. Raises ModelPathError (a ValueError),
         DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
-        detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade)
+        detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade,
+                                turned=turned, tilted=tilted)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline
         self.pipeline = LivePipeline(classifier, self.labels, detector, margin=margin, stills=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detect import iou
+from .boxes import iou
 
 
 @dataclass

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from expression import detect
-from expression.detect import DetectorError, FaceDetector, SpreadScan, cascade_path, to_gray
+from expression import boxes as geometry, detect
+from expression.cascades import CASCADE, DetectorError, cascade_path
+from expression.detect import FaceDetector, to_gray
+from expression.spread import SpreadScan
 
 
 def test_cascade_file_is_present_and_loads():
@@ -39,7 +41,7 @@ def test_a_cascade_is_found_by_path_or_by_its_shipped_name(tmp_path):
     with pytest.raises(DetectorError, match="no such cascade file"):
         FaceDetector(cascade=tmp_path / "missing.xml")
     import realtime  # its --cascade default names the same file
-    assert realtime.parse_args([]).cascade == detect.CASCADE
+    assert realtime.parse_args([]).cascade == CASCADE
 
 
 @pytest.mark.parametrize("options", [{}, {"detect_width": 320}])
@@ -68,11 +70,13 @@ def test_the_smallest_face_is_set_in_the_frames_own_pixels(height, width):
     # detect_width caps the copy (the smallest face found then grows past min_face).
     capped, scale = FaceDetector(detect_width=160).shrink(gray)
     assert capped.shape[1] == min(width // 2, 160) and scale <= 0.5
-    # Pictures keep twice the detail (full size for 40 px faces), up to 2 MP.
+    # Pictures look for faces from 30 px, with twice the detail (full size), up to 2 MP unless
+    # that would put a 30 px face under the window.
     still = FaceDetector().for_stills()
     small, scale = still.shrink(gray)
-    assert scale == min(1.0, (detect.STILL_PIXELS / (height * width)) ** 0.5)
-    assert still.scale_factor == detect.STILL_STEP and still.smallest(small, scale) == max(20, round(36 * scale))
+    assert still.min_face == detect.STILL_MIN_FACE == 30
+    assert scale == min(1.0, max((detect.STILL_PIXELS / (height * width)) ** 0.5, 20 / 30))
+    assert still.scale_factor == detect.STILL_STEP and still.smallest(small, scale) == max(20, round(27 * scale))
 
 
 def small_faces_picture(faces, sizes=(40, 44, 48, 50)):
@@ -90,9 +94,9 @@ def test_small_faces_in_a_large_picture_are_found(detectable_faces):
     faces = detectable_faces[:3]
     frame, truth = small_faces_picture(faces)
     boxes = FaceDetector().for_stills().detect(frame)
-    found = [any(detect.iou(box, face) > 0.3 for box in boxes) for face in truth]
+    found = [any(geometry.iou(box, face) > 0.3 for box in boxes) for face in truth]
     assert sum(found) >= 0.75 * len(truth), found
-    assert all(any(detect.iou(box, face) > 0.3 for face in truth) for box in boxes)  # no box elsewhere
+    assert all(any(geometry.iou(box, face) > 0.3 for face in truth) for box in boxes)  # no box elsewhere
     # The old way, a copy 320 px wide, found none of them.
     assert len(FaceDetector(detect_width=320).detect(frame)) == 0
 
@@ -113,7 +117,7 @@ def test_search_near_tracked_faces_finds_what_a_full_scan_finds(detectable_faces
     near = detector.detect(frame, near=full + [12, -8, 0, 0])
     assert len(near) == 2
     for box in near:
-        assert max(detect.iou(box, other) for other in full) > 0.8
+        assert max(geometry.iou(box, other) for other in full) > 0.8
     # Only the regions around the given faces are searched.
     assert len(detector.detect(frame, near=full[:1])) == 1
     assert len(detector.detect(frame, near=np.zeros((0, 4)))) == 0
@@ -140,10 +144,10 @@ def test_a_face_whose_box_jumped_in_size_is_found_again(detectable_faces, grown)
 def test_a_box_inside_a_larger_one_is_the_same_face():
     # A cascade also fires on the inner part of a face: IoU 0.31 here, so IoU alone keeps both.
     outer, inner, other = (300, 100, 224, 224), (350, 146, 124, 124), (20, 140, 160, 160)
-    assert detect.iou(outer, inner) < 0.5
-    assert detect.drop_overlaps([inner, other, outer]) == [outer, other]
+    assert geometry.iou(outer, inner) < 0.5
+    assert geometry.drop_overlaps([inner, other, outer]) == [outer, other]
     # Boxes that only touch stay apart.
-    assert len(detect.drop_overlaps([(0, 0, 100, 100), (70, 0, 100, 100)])) == 2
+    assert len(geometry.drop_overlaps([(0, 0, 100, 100), (70, 0, 100, 100)])) == 2
 
 
 @pytest.mark.parametrize("frame", [
@@ -169,12 +173,12 @@ def test_a_scan_spread_over_frames_finds_exactly_what_the_full_scan_finds(detect
     assert all(boxes == [] for boxes in found[:-1])  # nothing before the last share
     full = detector.detect(gray)
     assert len(full) == 2
-    spread = np.round(np.asarray(found[-1], float) / scale).astype(int)
+    spread = np.round(np.asarray([box for _, box in found[-1]], float) / scale).astype(int)
     assert sorted(map(tuple, spread)) == sorted(map(tuple, full))
     # Every window size of every octave is scanned once per round, none twice.
     jobs = sum(scan.plan, [])
     assert sorted(jobs) == sorted(detector.jobs(small.shape)) and len(set(jobs)) == len(jobs)
-    assert min(size for _, size, _ in jobs) == detector.smallest(small, scale) == detector.window
+    assert min(size for _, _, size, _ in jobs) == detector.smallest(small, scale) == detector.window
     assert scan.step(small) == [] or frames == 1  # the next round starts afresh
 
 
@@ -185,7 +189,7 @@ def test_the_spread_scan_shares_the_work_out_evenly(detectable_faces):
     whole.step(small)
     spread = SpreadScan(detector, 15)
     spread.step(small)
-    costs = [sum(whole.cost[octave, size] for octave, size, _ in share) for share in spread.plan]
+    costs = [sum(whole.cost[view, octave, size] for view, octave, size, _ in share) for share in spread.plan]
     # No share is bigger than the biggest single window size, or than twice the average share.
     assert max(costs) <= max(max(whole.cost.values()), 2 * sum(costs) / len(costs))
     assert sum(costs) == sum(whole.cost.values())
@@ -222,8 +226,8 @@ def test_a_huge_false_box_does_not_swallow_the_faces_in_it():
     # The crowd clip's spread scan once grouped a few raw hits into a 650 px box over three faces:
     # "mostly inside a larger box" means the same face only for boxes of comparable size.
     faces, huge = [(120, 150, 80, 80), (400, 180, 70, 70)], (0, 0, 640, 480)
-    assert detect.drop_overlaps([huge, *faces]) == [huge, *faces]
-    assert not detect.same_face(huge, faces[0]) and detect.same_face((130, 160, 60, 60), faces[0])
+    assert geometry.drop_overlaps([huge, *faces]) == [huge, *faces]
+    assert not geometry.same_face(huge, faces[0]) and geometry.same_face((130, 160, 60, 60), faces[0])
 
 
 def test_the_second_look_keeps_faces_and_drops_what_is_not_a_face(detectable_faces):

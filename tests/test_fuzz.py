@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from expression.data import decode_face
-from expression.detect import FaceDetector, SpreadScan
+from expression.detect import FaceDetector
+from expression.spread import SpreadScan
 from expression.labels import EMOTIONS
 from expression.live import LivePipeline
 from expression.model import build_model

@@ -15,7 +15,7 @@ import pytest
 from conftest import MODELS, ROOT, assert_clean_error, run_script
 from expression.classify import crop_faces
 from expression.labels import COLORS
-from expression.detect import iou
+from expression.boxes import iou
 
 MODEL_ARGS = ["--model", MODELS]  # the folder train.py writes
 # What TensorFlow and CUDA print as they load, unless realtime.py keeps it off the terminal.

@@ -35,7 +35,7 @@ def walk(faces, frames, hidden=(), step=6, size=120):
 
 def ids_per_face(frames, truth):
     """Run the live pipeline (an untrained model: only boxes and IDs matter); IDs seen on each face."""
-    from expression.detect import iou
+    from expression.boxes import iou
     from expression.live import LivePipeline
     from expression.model import build_model
 
