@@ -16,8 +16,9 @@ one's centre lies in the other; a box on no face and no ignore box is a false bo
 pipeline runs with its defaults, and once more as realtime.py --turned runs it (profiles in video too).
 The pictures in the truth file (the group photo, four portraits) run as realtime.py runs pictures.
 
-The secondary, scan-relative figures: the reference is an exhaustive Haar scan of every frame: frontalface_alt2 on the full-size
-equalised frame, scale step 1.05, 4 neighbours, faces from 36 px. It is no ground truth: about a
+The secondary, scan-relative figures: the reference is an exhaustive Haar scan of every frame:
+frontalface_alt2 on the full-size equalised frame, scale step 1.05, 4 neighbours, faces from 36
+px. It is no ground truth: about a
 third of its crowd boxes are pillars, posters and a red door (checked by eye on 14 frames, listed
 in NOT_FACES), so the pipeline is scored three ways, each relative to that scan:
   - found: share of the scan's boxes that a pipeline box matches (IoU > 0.3, one to one);

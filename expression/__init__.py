@@ -5,8 +5,8 @@ Training side, in the order the data flows: data (and FER+ `votes`) -> augment -
 Live side: source -> detect -> classify -> track -> draw -> sink, with `live` running
 one frame through detect..draw. Detection is several small modules: `cascades` (the Haar files),
 `detect` (scanning), `spread` (a stream's scan spread over frames), `tilt` (rotated copies),
-`check` (the second look at a box) and `boxes` (one box per face); `export` (with `onnx_graph`) builds the net OpenCV runs from the
-model files. `labels`, `model_files` and `backend` serve both sides.
+`check` (the second look at a box) and `boxes` (one box per face); `export` (with `onnx_graph`)
+builds the net OpenCV runs from the model files. `labels`, `model_files` and `backend` serve both sides.
 `recognizer` is the Python call: `from expression import EmotionRecognizer`.
 """
 

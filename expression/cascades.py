@@ -73,8 +73,9 @@ class Cascade:
             self.local.cascade = cv2.CascadeClassifier(str(self.path))
         if self.mirrored:
             image = cv2.flip(image, 1)
-        found = np.asarray(self.local.cascade.detectMultiScale(
-            image, scale_factor, min_neighbors, minSize=(smallest, smallest), maxSize=(largest, largest))).reshape(-1, 4)
+        found = self.local.cascade.detectMultiScale(image, scale_factor, min_neighbors, minSize=(smallest, smallest),
+                                                    maxSize=(largest, largest))
+        found = np.asarray(found).reshape(-1, 4)
         if self.mirrored:
             found[:, 0] = image.shape[1] - found[:, 0] - found[:, 2]
         return [tuple(int(v) for v in box) for box in found]

@@ -42,10 +42,11 @@ class FaceDetector:
     window (20 px for alt2), never enlarged: 0.5x for 40 px, so a 1080p frame is scanned at
     960x540 and 640x480 at 320x240. detect_width (0: off) caps the copy's width, trading the
     smallest faces for speed. check: a second cascade that a new box must also satisfy at its own
-    size (check.FaceCheck; None: off). turned (None: for pictures only): also scan with the profile cascade, on the copy and
-    on its mirror image, for faces turned to either side; each such box must pass the profile
-    cascade's own second look, and a face the frontal cascade found keeps the frontal box.
-    tilted (None: for pictures only): detect_tilted also scans copies rotated by tilt.TILTS, for faces rolled sideways.
+    size (check.FaceCheck; None: off). turned (None: for pictures only): also scan with the
+    profile cascade, on the copy and on its mirror image, for faces turned to either side; each
+    such box must pass the profile cascade's own second look, and a face the frontal cascade
+    found keeps the frontal box. tilted (None: for pictures only): detect_tilted also scans
+    copies rotated by tilt.TILTS, for faces rolled sideways.
 
     stills: separate pictures, where time matters less than in a stream. Faces from 30 px
     (STILL_MIN_FACE), the copy at twice the detail (a min_face face spans two windows: full size

@@ -30,8 +30,8 @@ class EmotionRecognizer:
     def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=None,
                  margin=MARGIN, turned=None, tilted=None):
         """`model`: a folder written by train.py, or its emotion.json. turned, tilted (None: on, as for any
-        picture): also look for faces turned to the side, and heads leaning sideways. Raises ModelPathError (a ValueError),
-        DetectorError or ModelError, each with a message saying what to fix."""
+        picture): also look for faces turned to the side, and heads leaning sideways. Raises
+        ModelPathError (a ValueError), DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
         detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade,
                                 turned=turned, tilted=tilted)
