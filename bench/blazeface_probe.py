@@ -100,12 +100,9 @@ def main():
             shown[int(frame_number)] = [[0, *box] for box in kept]
         seconds = (time.perf_counter() - tick) / len(truth["frames"])
         hit, total, false, double, missed = crowd_bench.by_eye_truth(shown, truth)
-        views = {}
-        for _, view in missed:
-            views[view] = views.get(view, 0) + 1
         print(f"  {kind}-range, tiles of {side} px, score > {threshold}: {hit}/{total} = {hit / total:.1%} found, "
               f"{false} false boxes, {double} faces with two boxes, {tiles / len(truth['frames']):.0f} tiles and "
-              f"{seconds:.2f} s a frame; missed: " + (", ".join(f"{n} {v}" for v, n in sorted(views.items())) or "none"))
+              f"{seconds:.2f} s a frame; missed: {crowd_bench.by_view(missed)}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def match(reference, boxes, threshold=0.3):
     return len(used_r), len(boxes) - len(used_b)
 
 
-def same_face(box, truth):
+def on_face(box, truth):
     """A box on a face checked by eye: they overlap (IoU >= 0.3), or each one's centre is in the other."""
     def inside(a, b):
         return b[0] <= a[0] + a[2] / 2 <= b[0] + b[2] and b[1] <= a[1] + a[3] / 2 <= b[1] + b[3]
@@ -98,20 +98,20 @@ def against_truth(boxes, faces, ignore=()):
     """(faces found, false boxes): one box a face, best overlaps first; a box on an ignore box, or a
     second box on a found face, is neither (the second box is counted apart: see doubles)."""
     pairs = sorted(((iou(b, f), i, j) for i, f in enumerate(faces) for j, b in enumerate(boxes)
-                    if same_face(b, f)), reverse=True)
+                    if on_face(b, f)), reverse=True)
     used_f, used_b = set(), set()
     for _, i, j in pairs:
         if i not in used_f and j not in used_b:
             used_f.add(i)
             used_b.add(j)
     false = sum(1 for j, b in enumerate(boxes) if j not in used_b
-                and not any(same_face(b, other) for other in list(faces) + list(ignore)))
+                and not any(on_face(b, other) for other in list(faces) + list(ignore)))
     return len(used_f), false
 
 
 def doubles(boxes, faces):
     """Faces with more than one box on them."""
-    return sum(sum(same_face(b, f) for b in boxes) > 1 for f in faces)
+    return sum(sum(on_face(b, f) for b in boxes) > 1 for f in faces)
 
 
 def by_eye_truth(shown, truth):
@@ -124,8 +124,16 @@ def by_eye_truth(shown, truth):
         faces = [f["box"] for f in marked["faces"]]
         hit, wrong = against_truth(boxes, faces, [i["box"] for i in marked["ignore"]])
         found, total, false, double = found + hit, total + len(faces), false + wrong, double + doubles(boxes, faces)
-        missed += [(int(frame), f["view"]) for f in marked["faces"] if not any(same_face(b, f["box"]) for b in boxes)]
+        missed += [(int(frame), f["view"]) for f in marked["faces"] if not any(on_face(b, f["box"]) for b in boxes)]
     return found, total, false, double, missed
+
+
+def by_view(missed):
+    """The faces missed (frame, view) counted by view, as words: "8 frontal, 3 profile", or "none"."""
+    counts = {}
+    for _, view in missed:
+        counts[view] = counts.get(view, 0) + 1
+    return ", ".join(f"{n} {view}" for view, n in sorted(counts.items())) or "none"
 
 
 def read_video(path, limit=100_000):
@@ -446,11 +454,7 @@ def report(codes, results, refs, tiles, tiles_scan):
     for label, values in rows.items():
         print(f"  {label:38s}" + "".join(f"{v:>{col}}" for v in values))
     for name in names:
-        views = {}
-        for _, view in misses[name]:
-            views[view] = views.get(view, 0) + 1
-        print(f"  {name}: missed by view (defaults): " + (", ".join(f"{v} {k}" for k, v in sorted(views.items()))
-                                                           or "none"))
+        print(f"  {name}: missed by view (defaults): {by_view(misses[name])}")
     print(f"\npictures, run as realtime.py runs pictures, against their faces checked by eye:")
     for picture, marked in truth["pictures"].items():
         if not picture.endswith(".jpg"):

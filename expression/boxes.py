@@ -49,6 +49,11 @@ def drop_overlaps(boxes, threshold=0.5, inside=0.8, within=0.2):
     return kept
 
 
+def of_view(pairs, view):
+    """The boxes of those (view, box) pairs that come from `view` (a cascade's index in FaceDetector.views)."""
+    return [box for v, box in pairs if v == view]
+
+
 def not_on(boxes, known):
     """Those of `boxes` that are not on a face of `known` (same_face), in their order."""
     return [box for box in boxes if not any(same_face(box, other) for other in known)]

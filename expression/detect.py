@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from .boxes import drop_overlaps, group_hits, merge_views, not_on
+from .boxes import drop_overlaps, group_hits, merge_views, not_on, of_view
 from .cascades import CASCADE, PROFILE, Cascade
 from .check import CHECK_CASCADE, FaceCheck
 from .tilt import TILTS, tilted_faces
@@ -77,7 +77,6 @@ class FaceDetector:
         self.upright = FaceDetector(**{**settings, "turned": False, "tilted": False,
                                        "min_face": max(TILTED_MIN_FACE, min_face or 0)}) if tilted else None
         self.scale_factor = min(scale_factor, STILL_STEP) if stills else scale_factor
-        self.steps = [self.scale_factor] * len(self.views)  # scale step of each view's ladder
         self.stills = stills
         self.settings = settings
 
@@ -104,7 +103,7 @@ class FaceDetector:
 
         if near is None:  # a whole scan now: its grouped boxes are this frame's faces
             hits = self.scan_jobs(small, self.jobs(small.shape, side, round(TURNED_MIN_FACE * scale)))
-            boxes = merge_views(*[self._checked(gray, view, self._grouped(hits, view), scale)
+            boxes = merge_views(*[self._checked(gray, view, self.grouped(hits, view), scale)
                                   for view in range(len(self.views))])
             if self.stills:  # a picture is scanned once, in fine steps: nothing to search around
                 return self._to_frame(boxes, scale)
@@ -119,10 +118,10 @@ class FaceDetector:
         # faces instead of 79%), and a large face that the coarse octaves of the scan hit only
         # once or twice is searched for at full density.
         hints = [(view, box) for view in range(len(self.views))
-                 for box in not_on(drop_overlaps([b for v, b in list(grouped) + list(fresh) if v == view]), boxes)]
+                 for box in not_on(drop_overlaps(of_view(list(grouped) + list(fresh), view)), boxes)]
         # A hint is where the scan saw something in this very frame: no need to look twice as far.
         new = sum(run_all(searches(hints, widen=False)), [])
-        checked = [self._checked(gray, view, not_on(drop_overlaps([b for v, b in new if v == view]), boxes), scale)
+        checked = [self._checked(gray, view, not_on(drop_overlaps(of_view(new, view)), boxes), scale)
                    for view in range(len(self.views))]
         return self._to_frame(merge_views(drop_overlaps(boxes), *checked), scale)
 
@@ -196,7 +195,7 @@ class FaceDetector:
                     windows = ((width / factor - base) // step + 1) * ((height / factor - base) // step + 1)
                     if octave >= first and size << octave >= least:
                         jobs.append((view, octave, size, max(1.0, windows)))
-                    factor *= self.steps[view]
+                    factor *= self.scale_factor
                 octave, height, width = octave + 1, height // 2, width // 2
         return jobs
 
@@ -210,12 +209,12 @@ class FaceDetector:
             zoom = small.shape[1] / octaves[octave].shape[1]
             cascade = self.views[view][0]
             hits += [(view, tuple(int(round(v * zoom)) for v in hit))
-                     for hit in cascade.scan(octaves[octave], self.steps[view], 0, size, size)]
+                     for hit in cascade.scan(octaves[octave], self.scale_factor, 0, size, size)]
         return hits
 
-    def _grouped(self, hits, view):
+    def grouped(self, hits, view):
         """The raw (view, box) hits of one view grouped into boxes, as detectMultiScale groups them."""
-        boxes = [box for v, box in hits if v == view]
+        boxes = of_view(hits, view)
         return group_hits(boxes, self.min_neighbors) if self.min_neighbors > 0 else boxes
 
     def _checked(self, gray, view, boxes, scale):
@@ -231,7 +230,7 @@ class FaceDetector:
 
     def _scan(self, image, smallest, largest, min_neighbors=None, view=0):
         """Raw detectMultiScale boxes of one view, as tuples; a face may come with a second box inside it."""
-        return self.views[view][0].scan(image, self.steps[view],
+        return self.views[view][0].scan(image, self.scale_factor,
                                         self.min_neighbors if min_neighbors is None else min_neighbors,
                                         smallest, largest)
 

@@ -1,5 +1,5 @@
 """A whole-frame scan spread over several frames of a stream, so that no frame pays for all of it."""
-from .boxes import drop_overlaps
+from .boxes import drop_overlaps, of_view
 
 
 class SpreadScan:
@@ -30,12 +30,12 @@ class SpreadScan:
         fresh = self.detector.scan_jobs(small, self.plan[self.turn])
         self.hits += fresh
         views = range(len(self.detector.views))
-        self.fresh = [(view, box) for view in views for box in drop_overlaps([b for v, b in fresh if v == view])]
+        self.fresh = [(view, box) for view in views for box in drop_overlaps(of_view(fresh, view))]
         self.turn = (self.turn + 1) % len(self.plan)
         if self.turn:
             return []
         hits, self.hits = self.hits, []
-        return [(view, box) for view in views for box in self.detector._grouped(hits, view)]
+        return [(view, box) for view in views for box in self.detector.grouped(hits, view)]
 
     def restart(self):
         """Drop the hits so far: a whole scan has just been done, they are out of date."""

@@ -41,9 +41,11 @@ def tilted_faces(detect, gray, known=(), tilts=TILTS):
             cx, cy = back @ (x + w / 2, y + h / 2, 1.0)
             if 0 <= cx < gray.shape[1] and 0 <= cy < gray.shape[0]:  # not on the canvas' filled corners
                 found.append(((int(round(cx - w / 2)), int(round(cy - h / 2)), int(w), int(h)), angle))
-    kept = not_on(drop_overlaps([box for box, _ in found]), known)
-    angles = [next(angle for box, angle in found if box == face) for face in kept]
-    return np.asarray(kept, int).reshape(-1, 4), np.asarray(angles, float)
+    angle_of = {}
+    for box, angle in found:  # a box found at two angles keeps the first
+        angle_of.setdefault(box, angle)
+    kept = not_on(drop_overlaps(list(angle_of)), known)
+    return np.asarray(kept, int).reshape(-1, 4), np.asarray([angle_of[box] for box in kept], float)
 
 
 def upright_crop(gray, box, angle):
