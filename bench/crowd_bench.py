@@ -162,7 +162,15 @@ def worker(args):
     clips = {"crowd": read_video(args.crowd), "bench": read_video(args.bench_clip)}
     out = {"code": str(Path(args.code).resolve())}
 
+    def detector():  # a fresh one for each run, as realtime.py makes one
+        if args.detector == "blazeface":
+            from expression.blaze_detect import BlazeDetector
+            return BlazeDetector()
+        from expression.detect import FaceDetector
+        return FaceDetector()
+
     def run(frames, timed, **options):
+        options.setdefault("detector", detector())
         pipeline = LivePipeline(model, labels, **options)
         shown, latency, cpu = [], [], 0.0
         for frame in frames:
@@ -186,14 +194,14 @@ def worker(args):
             out[name]["seconds"].append(run(frames, True)[2])
     if args.quality:
         from expression.detect import FaceDetector
-        try:  # the profile cascade in video too, where the checkout has it
-            turned = FaceDetector(turned=True)
+        try:  # the profile cascade in video too, where the checkout has it (BlazeFace sees turned faces anyway)
+            turned = FaceDetector(turned=True) if args.detector == "haar" else None
         except TypeError:
             turned = None
         if turned is not None:
             shown, _, seconds = run(clips["crowd"], True, detector=turned)
             out["crowd_turned"] = {"shown": shown, "seconds": [seconds]}
-        still = FaceDetector()
+        still = detector()
         still = still.for_stills() if hasattr(still, "for_stills") else still
         out["pictures"] = {}
         for name in json.loads(TRUTH.read_text())["pictures"]:
@@ -315,10 +323,11 @@ def faceless_tiles(refs, shape, grid=4, every=4):
     return tiles, crops
 
 
-def run_worker(args, code, tiles, quality):
+def run_worker(args, code, detector, tiles, quality):
     command = [sys.executable, __file__, "--worker", "--code", str(code), "--model", args.model,
                "--crowd", args.crowd, "--bench-clip", args.bench_clip, "--passes", str(args.passes),
-               "--tiles", json.dumps(tiles)] + (["--quality"] if quality else [])
+               "--tiles", json.dumps(tiles)] + (["--quality"] if quality else []) + \
+        (["--detector", detector] if detector != "haar" else [])  # an older checkout knows no --detector
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"crowd_bench.py: error: the worker for {code} failed:\n{result.stderr[-3000:]}")
@@ -336,7 +345,11 @@ def main():
     p.add_argument("--cache", default=None, help="keep the exhaustive scan in this .npz and reuse it")
     p.add_argument("--ceiling", action="store_true",
                    help="only scan the crowd clip's frames checked by eye as pictures, with the frontal cascade "
-                        "alone, with every view, and with no second look: what the cascades can reach")
+                        "alone, with every view, with no second look (what the cascades can reach), and with BlazeFace")
+    p.add_argument("--detectors", nargs="+", choices=["haar", "blazeface"], default=["haar", "blazeface"],
+                   help="this checkout's face detectors, a column each, run in alternating rounds "
+                        "(realtime.py --detector; default: %(default)s)")
+    p.add_argument("--detector", default="haar", help=argparse.SUPPRESS)  # the worker's
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--code", default=str(ROOT), help=argparse.SUPPRESS)
     p.add_argument("--bench-clip", default=None, help=argparse.SUPPRESS)
@@ -380,11 +393,13 @@ def main():
         tiles_scan = sum(len(exhaustive(cv2.cvtColor(clips["crowd"][i][y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), alt2))
                          for i, x, y, w, h in tiles[1])
         del clips
-        codes = [("this", ROOT)] + ([("against", Path(args.against))] if args.against else [])
-        results = {name: [] for name, _ in codes}
+        # A column per checkout and detector: this checkout's with each of --detectors, then --against's.
+        codes = [(kind if len(args.detectors) > 1 else "this", ROOT, kind) for kind in args.detectors]
+        codes += [("against", Path(args.against), "haar")] if args.against else []
+        results = {name: [] for name, _, _ in codes}
         for round_ in range(args.rounds):
-            for name, code in (codes if round_ % 2 == 0 else codes[::-1]):
-                results[name].append(run_worker(args, code, tiles, quality=round_ == 0))
+            for name, code, kind in (codes if round_ % 2 == 0 else codes[::-1]):
+                results[name].append(run_worker(args, code, kind, tiles, quality=round_ == 0))
                 print(f"  round {round_ + 1}: {name} done", file=sys.stderr, flush=True)
     report(codes, results, refs, tiles, tiles_scan)
 
@@ -398,30 +413,32 @@ def ceiling(args):
     truth = json.loads(TRUTH.read_text())
     frames = read_video(args.crowd, max(int(k) for k in truth["frames"]) + 1)
     print(f"the {len(truth['frames'])} frames of {TRUTH.name}, each scanned as a picture:")
-    for label, settings in (("frontal alone", dict(turned=False, tilted=False)),
-                            ("frontal, turned and tilted (pictures' defaults)", {}),
-                            ("frontal alone, no second look", dict(turned=False, tilted=False, check=None))):
-        detector = FaceDetector(**settings).for_stills()
+    from expression.blaze_detect import BlazeDetector
+
+    for label, detector in (("frontal alone", FaceDetector(turned=False, tilted=False)),
+                            ("frontal, turned and tilted (Haar pictures)", FaceDetector()),
+                            ("frontal alone, no second look", FaceDetector(turned=False, tilted=False, check=None)),
+                            ("BlazeFace (realtime.py --detector blazeface)", BlazeDetector())):
+        detector = detector.for_stills()
         shown, tick = [[] for _ in frames], time.perf_counter()
         for frame in truth["frames"]:
-            gray = cv2.cvtColor(frames[int(frame)], cv2.COLOR_BGR2GRAY)
-            boxes = detector.detect(gray)
-            tilted, _ = detector.detect_tilted(gray, boxes)
-            shown[int(frame)] = [[0, *box] for box in list(boxes) + list(tilted)]
+            image = frames[int(frame)]
+            boxes, _ = detector.faces(image, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+            shown[int(frame)] = [[0, *box] for box in boxes]
         seconds = (time.perf_counter() - tick) / len(truth["frames"])
         found, total, false, double, _ = by_eye_truth(shown, truth)
-        print(f"  {label:48s} {found}/{total} = {found / total:.1%} found, {false} false boxes, "
+        print(f"  {label:50s} {found}/{total} = {found / total:.1%} found, {false} false boxes, "
               f"{double} faces with two boxes, {seconds:.2f} s a frame")
 
 
 def report(codes, results, refs, tiles, tiles_scan):
     import numpy as np
-    names = [name for name, _ in codes]
+    names = [name for name, _, _ in codes]
     first = {name: results[name][0] for name in names}
     col = 22
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    for name, code in codes:
-        print(f"{name}: {Path(first[name]['code'])}")
+    for name, _, kind in codes:
+        print(f"{name}: {Path(first[name]['code'])}, detector {kind}")
     truth = json.loads(TRUTH.read_text())
     faces = sum(len(marked["faces"]) for marked in truth["frames"].values())
     print(f"\nthe headline: faces checked by eye ({TRUTH.name}): {faces} faces of at least 40 px on "
@@ -451,6 +468,8 @@ def report(codes, results, refs, tiles, tiles_scan):
         else:
             for label in turned_rows:
                 rows[label].append("(not there)")
+    rates = [float(v) for v in rows["frames/s (defaults, median)"]]
+    rows["frames/s, ratio to the first column"] = [f"{rate / rates[0]:.2f}x" for rate in rates]
     for label, values in rows.items():
         print(f"  {label:38s}" + "".join(f"{v:>{col}}" for v in values))
     for name in names:

