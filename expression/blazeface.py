@@ -166,7 +166,7 @@ class FaceMesh:
     MediaPipe's landmark net looks at the box grown 1.5 times, turned upright by `angle`, at
     192 px, and says whether it holds a face. It is the second look at a new BlazeFace box: on the
     crowd clip's checked frames, the backs of heads and coat collars BlazeFace took for faces
-    scored under 0.07, 52 of 58 faces over 0.5 (bench/crowd_bench.py --detector blazeface).
+    scored under 0.07, 52 of 58 faces over 0.5 (docs/experiments.md, "The BlazeFace detector").
     """
     SIZE, GROW = 192, 1.5
 
