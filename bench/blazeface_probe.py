@@ -25,18 +25,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import crowd_bench  # noqa: E402  (the truth file, the clip, and the scoring)
-
-
-def anchors(size, strides, per_cell):
-    """MediaPipe's SSD anchor centres (fixed size), in 0..1 of the input, in the model's output order."""
-    centres = []
-    for stride, count in zip(strides, per_cell):
-        cells = size // stride
-        for y in range(cells):
-            for x in range(cells):
-                centres += [((x + 0.5) / cells, (y + 0.5) / cells)] * count
-    return np.array(centres, np.float32)
+from expression.blazeface import anchors  # noqa: E402  (MediaPipe's anchor layout, as the detector decodes it)
 
 
 MODELS = {"short": ("face_detection_short_range.tflite", 128, anchors(128, [8, 16], [2, 6])),
@@ -79,7 +70,6 @@ def main():
                    help="KIND:TILE:THRESHOLD each (default: %(default)s)")
     args = p.parse_args()
     if args.models is None:
-        sys.path.insert(0, str(crowd_bench.ROOT))
         from expression.blazeface import model_folder
         from expression.cascades import DetectorError
         try:
