@@ -13,6 +13,7 @@ from expression.blazeface import BlazeFace, FaceMesh, merge, roll
 from expression.boxes import iou
 from expression.cascades import DetectorError
 from expression.classify import crop_faces
+from expression.detect import FaceDetector
 from expression.tilt import rotation
 
 MEDIA = ROOT.parent / "shared" / "realmedia"
@@ -167,3 +168,29 @@ def test_a_picture_also_gets_the_faces_only_the_frontal_cascade_finds(detectable
         boxes, angles = detector.faces(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), frame)
         assert len(boxes) == 1 and iou(boxes[0], (240, 160, 160, 160)) > 0.4, boxes
         assert len(angles) == 1
+
+
+def test_a_real_turned_face_the_cascades_miss_is_found_in_a_still():
+    # A woman in three-quarter view on the crowd clip's first frame (bench/crowd_truth.json), cut out as a photo.
+    clip = MEDIA / "crowd_walking_1080p.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found (the real footage lives in ../shared/realmedia)")
+    capture = cv2.VideoCapture(str(clip))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    x, y, w, h = 290, 748, 100, 100
+    photo = np.ascontiguousarray(frame[y - 2 * h:y + 3 * h, x - 2 * w:x + 3 * w])
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    truth = (2 * w, 2 * h, w, h)
+    assert not any(iou(box, truth) > 0.3 for box in FaceDetector().for_stills().detect(gray))  # every Haar view
+    boxes, _ = BlazeDetector().for_stills().faces(photo, gray)
+    assert len(boxes) == 1 and iou(boxes[0], truth) > 0.3, boxes
+
+
+def test_faces_of_30_to_45_px_in_a_group_photo_are_found_in_a_still(group):
+    small = cv2.resize(group, None, fx=0.34, fy=0.34, interpolation=cv2.INTER_AREA)  # faces of 33-46 px
+    frame = np.full((1080, 1920, 3), 128, np.uint8)
+    frame[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
+    boxes, _ = BlazeDetector().for_stills().faces(frame, None)
+    assert len(boxes) == 6 and min(w for _, _, w, _ in boxes) <= 36, boxes
