@@ -26,6 +26,11 @@ def display():
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     number = server.stdout.readline().strip()
     assert number.isdigit() and server.poll() is None, "Xvfb did not start"
+    # On a loaded machine the first client has been turned away just after that (CI, 2026-12-05: "could
+    # not connect to display :0"): wait until one is let in.
+    deadline = time.time() + 30
+    while xdotool(f":{number}", "getdisplaygeometry").returncode != 0 and time.time() < deadline:
+        time.sleep(0.2)
     yield f":{number}"
     server.terminate()
     server.wait(timeout=10)
