@@ -182,19 +182,16 @@ def main(argv=None):
 
 
 def detector_kind(args, stills):
-    """--detector, or its default: BlazeFace for pictures (more faces, in less time) where its package is
-    installed, else and for video Haar."""
-    from expression.blazeface import installed
-    return args.detector or ("blazeface" if stills and installed() else "haar")
+    """--detector, or its default for pictures (`stills`) or video (blaze_detect.detector_kind)."""
+    from expression.blaze_detect import detector_kind
+    return detector_kind(args.detector, stills)
 
 
 def make_detector(args, stills):
-    if detector_kind(args, stills) == "blazeface":
-        from expression.blaze_detect import BlazeDetector
-        return BlazeDetector(min_face=args.min_face)
-    from expression.detect import FaceDetector
-    return FaceDetector(args.detect_width, args.scale_factor, args.min_neighbors, min_face=args.min_face,
-                        cascade=args.cascade, turned=args.turned, tilted=args.tilted)
+    from expression.blaze_detect import make_detector
+    return make_detector(detector_kind(args, stills), args.min_face, detect_width=args.detect_width,
+                         scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, cascade=args.cascade,
+                         turned=args.turned, tilted=args.tilted)
 
 
 def start(args, detector, stills):

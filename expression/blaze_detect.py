@@ -9,9 +9,10 @@ import copy
 import cv2
 import numpy as np
 
+from . import blazeface
 from .blazeface import BlazeFace, FaceMesh, merge, roll
 from .boxes import iou, not_on, same_face
-from .detect import MIN_FACE, STILL_MIN_FACE, FaceDetector, run_all
+from .detect import MIN_FACE, STILL_MIN_FACE, FaceDetector, is_bgr, run_all
 
 # The full-range net sees a square tile resized to its 192 px: a tile TILE_FACES smallest faces wide
 # shows a min_face face at 16 px, about the least it finds well (crowd clip, faces checked by eye,
@@ -41,7 +42,7 @@ class BlazeDetector:
 
     def __init__(self, min_face=None, threshold=THRESHOLD, presence=PRESENCE, folder=None):
         self.min_face = max(1, min_face or MIN_FACE)
-        self.stills, self.threshold, self.presence = False, threshold, presence
+        self.threshold, self.presence = threshold, presence
         self.full, self.short, self.mesh = BlazeFace("full", folder), BlazeFace("short", folder), FaceMesh(folder)
         self.explicit_min_face = min_face
         self.cascade = None  # pictures: the frontal cascade beside it (for_stills)
@@ -55,7 +56,7 @@ class BlazeDetector:
         on blurred noise at 0.0). On the crowd clip's checked frames as pictures: 51 of 61 faces
         together, 49 BlazeFace alone, 40 the cascade alone, no false box (crowd_bench.py --ceiling)."""
         still = copy.copy(self)
-        still.stills, still.min_face = True, max(1, self.explicit_min_face or STILL_MIN_FACE)
+        still.min_face = max(1, self.explicit_min_face or STILL_MIN_FACE)
         still.cascade = FaceDetector(min_face=self.explicit_min_face, turned=False, tilted=False).for_stills()
         return still
 
@@ -158,6 +159,20 @@ class TileScan:
 
 def as_color(frame, gray):
     """A BGR uint8 picture for the nets: the frame itself where it is one, else the gray copy in three channels."""
-    if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    return frame if is_bgr(frame) else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def detector_kind(kind, stills):
+    """`kind` ("haar" or "blazeface"), or the default: BlazeFace for pictures where its package is
+    installed (more faces, in less time), else and for video the cascades (faster on a stream)."""
+    return kind or ("blazeface" if stills and blazeface.installed() else "haar")
+
+
+def make_detector(kind, min_face=None, **cascades):
+    """The detector realtime.py and EmotionRecognizer run: BlazeDetector, or FaceDetector with the
+    cascades' own settings (`cascades`: detect_width, scale_factor, cascade, turned, ...)."""
+    if kind == "blazeface":
+        return BlazeDetector(min_face=min_face)
+    if kind == "haar":
+        return FaceDetector(min_face=min_face, **cascades)
+    raise ValueError(f"detector={kind!r}: give 'haar' or 'blazeface'")

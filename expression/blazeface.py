@@ -62,6 +62,11 @@ KINDS = {"full": ("face_detection_full_range.tflite", 192, (192, [4], [1])),
          "short": ("face_detection_short_range.tflite", 128, (128, [8, 16], [2, 6]))}
 
 
+def sigmoid(logits):
+    """The nets' raw scores as 0..1 (clipped so that float32 does not overflow)."""
+    return 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
+
+
 def paste(canvas, image, x0, y0, side, at, cell):
     """The square region (x0, y0, side) of `image` resized into the cell x cell square of `canvas` at
     `at` (x, y); parts outside the image stay black."""
@@ -122,7 +127,7 @@ class BlazeFace:
         net.setInput((canvas[:, :, ::-1].astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None].copy())
         first, second = net.forward(self.nets.outputs)
         scores, raw = (first, second) if first.shape[-1] == 1 else (second, first)
-        scores = 1 / (1 + np.exp(-np.clip(scores.reshape(-1), -80, 80)))
+        scores = sigmoid(scores.reshape(-1))
         raw = raw.reshape(len(scores), -1)
         found = [[] for _ in squares]
         for i in np.flatnonzero(scores > threshold):
@@ -187,4 +192,4 @@ class FaceMesh:
         crop = cv2.warpAffine(image, matrix, (self.SIZE, self.SIZE), flags=cv2.INTER_LINEAR)
         self.net.setInput((crop[:, :, ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy())
         flag = [out for out in self.net.forward(self.outputs) if out.size == 1][0]
-        return float(1 / (1 + np.exp(-np.clip(flag.item(), -80, 80))))
+        return float(sigmoid(flag.item()))

@@ -292,6 +292,12 @@ def run_all(jobs):
     return list(_workers.map(lambda job: job(), jobs))
 
 
+def is_bgr(frame):
+    """Whether `frame` is an 8-bit three-channel (BGR) picture: one that can be drawn on, and that
+    BlazeFace takes as it is."""
+    return isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+
 def to_gray(frame):
     """Any frame (gray, BGR, BGRA, 16-bit, float) -> 2-D uint8 grayscale, or None if it is empty."""
     frame = np.asarray(frame)

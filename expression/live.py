@@ -4,10 +4,8 @@ Kept apart from realtime.py so the benchmark and the tests run exactly what the 
 """
 import time
 
-import numpy as np
-
 from .classify import MARGIN, EmotionClassifier, crop_faces
-from .detect import FaceDetector, to_gray
+from .detect import FaceDetector, is_bgr, to_gray
 from .draw import draw_faces
 from .track import FaceTracker
 
@@ -38,7 +36,7 @@ class LivePipeline:
         """Annotate `frame` in place (when it is a drawable BGR image); returns this frame's tracks."""
         tracks = self.analyse(frame)
         clock = time.perf_counter()
-        if drawable(frame):
+        if is_bgr(frame):
             draw_faces(frame, tracks, self.labels, self.bars)
         self._lap("draw", clock)
         return tracks
@@ -57,8 +55,8 @@ class LivePipeline:
             self.scanned = self.scan is not None
             if self.scan:
                 self.scan.restart()
-        # angles: faces rolled sideways are cropped upright
         clock = self._lap("detect", clock)
+        # A face rolled sideways comes with the angle that turns its crop upright.
         probabilities = self.classifier.probabilities(crop_faces(gray, boxes, self.margin, angles))
         clock = self._lap("classify", clock)
         if self.stills:
@@ -72,6 +70,3 @@ class LivePipeline:
         self.milliseconds[stage] = (now - started) * 1000
         return now
 
-
-def drawable(frame):
-    return isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3

@@ -9,7 +9,8 @@ import numpy as np
 
 from .classify import MARGIN
 from .cascades import CASCADE
-from .detect import FaceDetector, to_gray
+from .blaze_detect import detector_kind, make_detector
+from .detect import to_gray
 from .draw import label_text
 from .source import read_image
 from .startup import MODELS, check_model_paths, load_classifier
@@ -35,17 +36,9 @@ class EmotionRecognizer:
         it); None: as realtime.py chooses for pictures, blazeface where its package is installed.
         Raises ModelPathError (a ValueError), DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
-        if detector is None:
-            from .blazeface import installed
-            detector = "blazeface" if installed() else "haar"
-        if detector not in ("haar", "blazeface"):
-            raise ValueError(f"detector={detector!r}: give 'haar' or 'blazeface'")
-        if detector == "blazeface":
-            from .blaze_detect import BlazeDetector
-            detector = BlazeDetector(min_face=min_face)
-        else:
-            detector = FaceDetector(detect_width, scale_factor, min_neighbors, min_face=min_face, cascade=cascade,
-                                    turned=turned, tilted=tilted)
+        detector = make_detector(detector_kind(detector, stills=True), min_face, detect_width=detect_width,
+                                 scale_factor=scale_factor, min_neighbors=min_neighbors, cascade=cascade,
+                                 turned=turned, tilted=tilted)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline
         self.pipeline = LivePipeline(classifier, self.labels, detector, margin=margin, stills=True)
