@@ -24,6 +24,12 @@ PRESENCE = 0.5  # FaceMesh's score a new box needs (blazeface.FaceMesh): MediaPi
 # needs a score of FOLLOW there (a lower bar, as the cascades take one neighbour less for a known
 # face). Crowd clip, faces checked by eye: reach 3 and 0.5, 49 of 61; 2 and 0.5, 52; 2 and 0.3, 54.
 FOLLOW, REACH = 0.3, 2.0
+# A square of at least the short-range net's 128 px (a face of 64 px or more) is looked at by that
+# net first, four times cheaper than the full-range one (MediaPipe made it for faces that fill much
+# of the picture, as a face does in such a square), at its own 0.5; the faces it does not find get
+# the full-range look as above. Crowd clip: 56 of 61 against 54, no false box; 640x480 clip: one
+# full-range call in five frames instead of one a frame.
+NEAR_SQUARE = 128
 TILT = 15  # degrees: a face rolled further is cropped upright (the frontal cascade finds up to about 15)
 
 
@@ -126,14 +132,20 @@ class BlazeDetector:
 
     def _follow(self, image, boxes):
         """Each face seen at one of `boxes` (x, y, w, h, where it is heading), looked for in a square REACH
-        times its size about it (the full-range net, up to nine faces a call): (score, box, eyes), or
-        None where it is not found."""
+        times its size about it, up to nine faces a call: by the short-range net where the square is at
+        least NEAR_SQUARE px, then by the full-range net where that did not find it. (score, box, eyes),
+        or None where neither found it."""
         squares = [(x + w / 2 - REACH * max(w, h) / 2, y + h / 2 - REACH * max(w, h) / 2, REACH * max(w, h))
                    for x, y, w, h in boxes]
-        followed = []
-        for box, found in zip(boxes, self.full.find(image, squares, FOLLOW)):
-            best = max(found, key=lambda face: iou(face[1], box), default=None)
-            followed.append(best if best is not None and iou(best[1], box) >= 0.25 else None)
+        followed = [None] * len(boxes)
+        near = [i for i, square in enumerate(squares) if square[2] >= NEAR_SQUARE]
+        for net, threshold, which in ((self.short, self.threshold, near), (self.full, FOLLOW, None)):
+            which = [i for i in range(len(boxes)) if followed[i] is None] if which is None else which
+            if not which:
+                continue
+            for i, found in zip(which, net.find(image, [squares[i] for i in which], threshold)):
+                best = max(found, key=lambda face: iou(face[1], boxes[i]), default=None)
+                followed[i] = best if best is not None and iou(best[1], boxes[i]) >= 0.25 else None
         return followed
 
 

@@ -135,6 +135,33 @@ def test_a_video_follows_the_faces_it_found(detector, group):
         assert all(max(iou(a, b) for b in first) > 0.7 for a in boxes)
 
 
+def test_a_large_known_face_is_followed_by_the_short_range_net_and_a_lost_one_by_the_full_range(
+        detector, group, monkeypatch):
+    # The group's faces are 88-104 px: doubled, each square is over 128 px, and the short-range net finds
+    # them all without the full-range one. At half size (squares under 128 px) the full-range net follows.
+    calls = []
+    for name in ("full", "short"):
+        net = getattr(detector, name)
+        monkeypatch.setattr(net, "find", lambda image, squares, threshold, net=net, name=name:
+                            calls.append((name, len(squares))) or type(net).find(net, image, squares, threshold))
+    boxes, _ = detector.for_stills().faces(group, None)
+    assert len(boxes) == 6 and boxes[:, 2].min() >= 64
+    calls.clear()
+    followed = detector._follow(group, boxes.astype(float))
+    assert calls == [("short", 6)] and all(iou(f[1], b) > 0.5 for f, b in zip(followed, boxes))
+    small = cv2.resize(group, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    calls.clear()
+    assert all(found is not None for found in detector._follow(small, boxes / 2))
+    assert calls == [("full", 6)]
+    # A face gone from where it was (gray in its place): the short-range net misses it, then the full-range one.
+    gone = group.copy()
+    x, y, w, h = boxes[0]
+    gone[max(0, y - h // 4):y + h * 5 // 4, x - w // 4:x + w * 5 // 4] = 128
+    calls.clear()
+    followed = detector._follow(gone, boxes.astype(float))
+    assert calls == [("short", 6), ("full", 1)] and followed[0] is None and all(followed[1:])
+
+
 def test_realtime_runs_blazeface_on_a_picture(tmp_path, group):
     picture, out, log = tmp_path / "group.jpg", tmp_path / "out.png", tmp_path / "faces.csv"
     cv2.imwrite(str(picture), group)
