@@ -98,6 +98,9 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder (default: off)")
     p.add_argument("--quiet", action="store_true",
                    help="no table, no progress, only the closing line with the test accuracy (default: off)")
+    p.add_argument("--no-test", action="store_true",
+                   help="leave test out of the report, which then scores val only: for trials, so that the choice "
+                        "is made on val; score the model you keep once with evaluate.py (default: off)")
     args = p.parse_args(argv)
     args.argv = argv  # for the command recorded in metrics.json
     return args
@@ -309,14 +312,15 @@ def train(args, out):
         else:
             fold_bias(model, neutral["bias"])
 
-    # Test is touched once, with the best-on-val weights.
-    probabilities = predict_probabilities(model, test.images)
-    metrics = classification_metrics(test.labels, probabilities)
+    # Test is touched once, with the best-on-val weights; with --no-test, never (a trial is judged on val).
     val_probabilities = predict_probabilities(model, val.images)
     val_metrics = classification_metrics(val.labels, val_probabilities)
+    probabilities = None if args.no_test else predict_probabilities(model, test.images)
+    metrics = None if args.no_test else classification_metrics(test.labels, probabilities)
     if votes is not None:  # FER+ majority beside FER2013's labels; the epoch kept is the best on FER+ val
-        metrics["ferplus"] = ferplus_metrics(test.votes, probabilities)
         val_metrics["ferplus"] = ferplus_metrics(val.votes, val_probabilities)
+        if metrics is not None:
+            metrics["ferplus"] = ferplus_metrics(test.votes, probabilities)
     report = {
         "test": metrics,
         "val_accuracy": val_metrics["accuracy"],
@@ -343,16 +347,22 @@ def train(args, out):
     write_json(out / "metrics.json", report)
     shutil.copyfile(checkpoints / "history.csv", out / "history.csv")
     plot_history(out / "history.csv", out / "training_curves.png")
-    plot_confusion(metrics, out / "confusion_matrix.png",
-                   f"FER2013 test: accuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
-    closing = (f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
-               f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
+    shown, split = (val_metrics, "val") if metrics is None else (metrics, "test")
+    plot_confusion(shown, out / "confusion_matrix.png",
+                   f"FER2013 {split}: accuracy {shown['accuracy']:.1%}, macro F1 {shown['macro_f1']:.3f}")
+    if metrics is None:
+        closing = (f"val accuracy {val_metrics['accuracy']:.4f}  macro F1 {val_metrics['macro_f1']:.4f}  "
+                   f"(best epoch {state['best_epoch']}; test not scored, --no-test); wrote {out}/")
+    else:
+        closing = (f"test accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+                   f"(val {val_metrics['accuracy']:.4f}, best epoch {state['best_epoch']}); wrote {out}/")
     if args.quiet:  # one closing line, and nothing else
         print(f"{closing} in {report['wall_seconds'] / 60:.0f} min; try it: python realtime.py --model {out}")
         return 0
     print(closing)
     if votes is not None:
-        print(f"FER+ majority: test {metrics['ferplus']['accuracy']:.4f}, val {val_metrics['ferplus']['accuracy']:.4f}; "
+        scores = "" if metrics is None else f"test {metrics['ferplus']['accuracy']:.4f}, "
+        print(f"FER+ majority: {scores}val {val_metrics['ferplus']['accuracy']:.4f}; "
               f"answered neutral for {val_metrics['ferplus']['neutral_share']:.1%} of val faces whose majority is "
               f"another emotion (python calibrate.py --model {out} --votes {votes_file} --out DIR moves that border)")
     print(f"try it: python realtime.py --model {out}")

@@ -62,6 +62,18 @@ def test_train_writes_every_output(trained):
 
 
 @needs_data
+def test_no_test_reports_val_only(small_data, tmp_path):
+    # A trial is judged on val: with --no-test the report never scores test.
+    result = run_script("train.py", "--data", small_data, "--out", tmp_path / "trial", "--epochs", "1",
+                        "--batch-size", "32", "--width", "8", "--quiet", "--seed", "3", "--no-test")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" not in result.stdout and "test not scored" in result.stdout
+    metrics = json.loads((tmp_path / "trial" / "metrics.json").read_text())
+    assert metrics["test"] is None and 0 <= metrics["val_accuracy"] <= 1
+    assert (tmp_path / "trial" / "confusion_matrix.png").stat().st_size > 0
+
+
+@needs_data
 def test_saved_model_works_with_plain_keras_on_raw_pixels(trained, small_data):
     out, _ = trained
     model = keras.models.model_from_json((out / "emotion.json").read_text())
