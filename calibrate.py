@@ -58,17 +58,15 @@ def main(argv=None):
     from expression.model_files import ModelError, load_model_folder, save_model
     from expression.neutral import choose_bias, fold_bias
     from expression.report import write_json
-    from expression.votes import attach_votes, read_votes
+    from expression.votes import attach_votes, read_votes, require_matches
 
     try:
         model, labels = load_model_folder(args.model)
         votes = read_votes(args.votes)
         split = attach_votes(load_split(args.data), votes)
+        require_matches([split], args.votes, args.data)
     except (ModelError, DataError) as error:
         return fail(str(error))
-    if (split.votes != split.votes).all():  # all NaN: no face matched
-        return fail(f"{args.votes}: none of the faces in {args.data} has votes there; pass the val folder of the "
-                    "FER2013 copy it was mapped to, e.g. ../shared/fer2013/val")
     probabilities = predict_probabilities(model, split.images)
     chosen, rows = choose_bias(probabilities, split.labels, split.votes, args.max_neutral_share, args.min_fer2013)
     before = next(r for r in rows if r["bias"] == 0)

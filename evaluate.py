@@ -59,7 +59,6 @@ def main(argv=None):
     if problem:
         print(f"evaluate.py: error: {problem}", file=sys.stderr)
         return 2
-    import numpy as np
     import pandas as pd
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
@@ -77,11 +76,9 @@ def main(argv=None):
                                  f"{orders[0]}; combine only models trained with one label order")
         split = load_split(data, name)
         if args.votes:
-            from expression.votes import attach_votes, read_votes
+            from expression.votes import attach_votes, read_votes, require_matches
             split = attach_votes(split, read_votes(args.votes))
-            if np.isnan(split.votes).all():
-                raise DataError(f"{args.votes}: none of the faces in {args.data} has votes there; pass a split "
-                                "folder of the FER2013 copy it was mapped to, e.g. ../shared/fer2013/test")
+            require_matches([split], args.votes, args.data)
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2

@@ -238,12 +238,13 @@ def train(args, out):
         train = subset(train, keep)
     splits = {"train": train, "val": val, "test": test}
     if votes is not None:
-        from expression.votes import attach_votes, not_a_face
+        from expression.votes import attach_votes, not_a_face, require_matches
         splits = {name: attach_votes(split, votes) for name, split in splits.items()}
+        try:
+            require_matches(splits.values(), votes_file, args.data)
+        except DataError as error:
+            return fail(f"--votes {error}")
         matched = {name: int((~np.isnan(s.votes).any(1)).sum()) for name, s in splits.items()}
-        if not any(matched.values()):
-            return fail(f"--votes {votes_file}: no face of --data {args.data} is in it; pass the image folders "
-                        "votes.csv was mapped to (fer2013/<split>/<emotion>/), not a CSV or another copy")
         dropped = not_a_face(splits["train"].votes)
         splits["train"] = subset(splits["train"], np.flatnonzero(~dropped))
         train, val, test = splits["train"], splits["val"], splits["test"]

@@ -67,6 +67,15 @@ def attach_votes(split, votes):
     return Split(split.images, split.labels, split.paths, split.skipped, split.converted, rows)
 
 
+def require_matches(splits, path, data):
+    """Raise DataError unless a face of `splits` (attach_votes's) has votes in `path`: the one message
+    train.py, evaluate.py and calibrate.py give when --data and the votes file do not meet."""
+    if all(np.isnan(split.votes).all() for split in splits):
+        raise DataError(f"{path}: none of the faces in {data} has votes there; pass the image folders of the "
+                        "FER2013 copy it was mapped to (fer2013/<split>/<emotion>/, e.g. ../shared/fer2013/val), "
+                        "not a CSV or another copy")
+
+
 def vote_distribution(votes, temperature=1.0):
     """(N, 7) probabilities over FER2013's emotions from (N, 10) counts; NaN rows where no emotion got a vote.
 

@@ -182,9 +182,9 @@ def test_bad_votes_input_is_one_clear_line_and_leaves_no_folder(case, tmp_path):
         args = ["train.py", "--data", data, "--out", out, "--epochs", "1", "--quiet", "--width", "4"]
         args += {"train_missing_votes": (["--votes", tmp_path / "no.csv"], ["no such votes file"]),
                  "train_votes_weight": (["--votes", VOTES, "--votes-weight", "2"], ["--votes-weight"]),
-                 "train_no_match": (["--votes", other], ["no face of --data"])}[case][0]
+                 "train_no_match": (["--votes", other], ["none of the faces"])}[case][0]
         expect = {"train_missing_votes": ["no such votes file"], "train_votes_weight": ["--votes-weight"],
-                  "train_no_match": ["no face of --data"]}[case]
+                  "train_no_match": ["none of the faces"]}[case]
     elif case == "evaluate_missing_votes":
         args, expect = ["evaluate.py", "--data", data / "test", "--votes", tmp_path / "no.csv"], ["no such votes file"]
     elif case == "calibrate_unreachable":  # no bias can keep FER2013 above 101%
