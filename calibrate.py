@@ -64,7 +64,7 @@ def main(argv=None):
         model, labels = load_model_folder(args.model)
         votes = read_votes(args.votes)
         split = attach_votes(load_split(args.data), votes)
-        require_matches([split], args.votes, args.data)
+        require_matches([split], args.votes, args.data, "../shared/fer2013/val")
     except (ModelError, DataError) as error:
         return fail(str(error))
     probabilities = predict_probabilities(model, split.images)

@@ -78,7 +78,7 @@ def main(argv=None):
         if args.votes:
             from expression.votes import attach_votes, read_votes, require_matches
             split = attach_votes(split, read_votes(args.votes))
-            require_matches([split], args.votes, args.data)
+            require_matches([split], args.votes, args.data, "../shared/fer2013/test")
     except (ModelError, DataError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2

@@ -80,13 +80,13 @@ def parse_args(argv=None):
                    help="context added around each face box, per side, as a share of its size; negative trims "
                         "the box (default: -0.05)")
     args = p.parse_args(argv)
-    # The cascades' own options, where given: they choose the cascades (blaze_detect.detector_kind).
-    args.cascade_options = ["--" + name.replace("_", "-") for name in CASCADE_OPTIONS
-                            if getattr(args, name) != p.get_default(name)]
+    # The cascades' own options, where given (at any value, their defaults too): they choose the
+    # cascades (blaze_detect.detector_kind). Parsed again with no defaults, to see which were typed.
+    from expression.blaze_detect import CASCADE_OPTIONS
+    p.set_defaults(**dict.fromkeys(CASCADE_OPTIONS))
+    typed = p.parse_args(argv)
+    args.cascade_options = ["--" + name.replace("_", "-") for name in CASCADE_OPTIONS if getattr(typed, name) is not None]
     return args
-
-
-CASCADE_OPTIONS = ("turned", "tilted", "detect_width", "scale_factor", "min_neighbors", "cascade")
 
 
 def fail(message, code=2):

@@ -97,13 +97,26 @@ def parse_args(argv=None):
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: OUT/checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in the checkpoint folder (default: off)")
     p.add_argument("--quiet", action="store_true",
-                   help="no table, no progress, only the closing line with the test accuracy (default: off)")
+                   help="no table, no progress, only the closing line with the test accuracy (val with --no-test) "
+                        "(default: off)")
     p.add_argument("--no-test", action="store_true",
                    help="leave test out of the report, which then scores val only: for trials, so that the choice "
                         "is made on val; score the model you keep once with evaluate.py (default: off)")
     args = p.parse_args(argv)
     args.argv = argv  # for the command recorded in metrics.json
     return args
+
+
+def resume_command(args, out):
+    """The command that continues an interrupted run (the rest of its settings are in the checkpoint)."""
+    again = f"python train.py --data {args.data} --out {out}"
+    if args.checkpoints:  # the resumed run must find this checkpoint folder
+        again += f" --checkpoints {args.checkpoints}"
+    if args.overwrite:
+        again += " --overwrite"
+    if args.no_test:  # a trial resumed must not score test either
+        again += " --no-test"
+    return again + " --resume"
 
 
 def progress_style(quiet):
@@ -241,7 +254,7 @@ def train(args, out):
         from expression.votes import attach_votes, not_a_face, require_matches
         splits = {name: attach_votes(split, votes) for name, split in splits.items()}
         try:
-            require_matches(splits.values(), votes_file, args.data)
+            require_matches(splits.values(), votes_file, args.data, "../shared/fer2013")
         except DataError as error:
             return fail(f"--votes {error}")
         matched = {name: int((~np.isnan(s.votes).any(1)).sum()) for name, s in splits.items()}
@@ -293,13 +306,8 @@ def train(args, out):
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
                                verbose=progress_style(args.quiet), drop_last=args.distribute, teachers=teachers)
         except Interrupted as stop:
-            again = f"python train.py --data {args.data} --out {out}"
-            if args.checkpoints:  # the resumed run must find this checkpoint folder
-                again += f" --checkpoints {args.checkpoints}"
-            if args.overwrite:
-                again += " --overwrite"
             print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
-                  f"Resume with: {again} --resume", file=sys.stderr)
+                  f"Resume with: {resume_command(args, out)}", file=sys.stderr)
             return 130
     model = plain_copy(model)  # what ships, float32, is what gets evaluated
     neutral = None
@@ -342,7 +350,7 @@ def train(args, out):
         "command": "python train.py " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
         "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
                                      "normalize": args.normalize, "init": args.init,
-                                     "grow_from": args.grow_from},
+                                     "grow_from": args.grow_from, "no_test": args.no_test},
     }
     save_model(model, out)
     write_json(out / "metrics.json", report)

@@ -1,6 +1,7 @@
 """Find faces with BlazeFace (blazeface.py): tiles of the frame for new faces, a look around each known one.
 
-The alternative to detect.py's Haar cascades (realtime.py --detector blazeface). BlazeFace also finds
+The default detector where its package is installed; detect.py's Haar cascades are the other
+(realtime.py --detector haar). BlazeFace also finds
 faces turned to the side or rolled, which the frontal cascade cannot see, and gives each face's eyes,
 so a rolled face is cropped upright without scanning rotated copies (tilt.py).
 """
@@ -27,8 +28,9 @@ PRESENCE = 0.5  # FaceMesh's score a new box needs (blazeface.FaceMesh): MediaPi
 FOLLOW, REACH = 0.3, 2.0
 # A square of at least the short-range net's 128 px (a face of 64 px or more) is looked at by that
 # net first, four times cheaper than the full-range one (MediaPipe made it for faces that fill much
-# of the picture, as a face does in such a square), at its own 0.5; the faces it does not find get
-# the full-range look as above. Crowd clip: 56 of 61 against 54, no false box; 640x480 clip: one
+# of the picture, as a face does in such a square; with two to nine faces a call the mosaic shrinks
+# each to a 64 or 42 px cell), at its own 0.5; the faces it does not find get the full-range look
+# as above. Crowd clip: 56 of 61 against 54, no false box; 640x480 clip: one
 # full-range call in five frames instead of one a frame.
 NEAR_SQUARE = 128
 TILT = 15  # degrees: a face rolled further is cropped upright (the frontal cascade finds up to about 15)
@@ -175,6 +177,10 @@ def as_color(frame, gray):
     return frame if is_bgr(frame) else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
+# FaceDetector's settings that only the cascades take: giving one chooses them (detector_kind).
+CASCADE_OPTIONS = ("turned", "tilted", "detect_width", "scale_factor", "min_neighbors", "cascade")
+
+
 def detector_kind(kind, cascade_options=()):
     """`kind` ("haar" or "blazeface"), or the default: the cascades where their own options are given
     (`cascade_options`, their names as the caller spells them), else BlazeFace where its package is
@@ -182,7 +188,7 @@ def detector_kind(kind, cascade_options=()):
     DetectorError where BlazeFace is asked for with the cascades' options."""
     if kind == "blazeface" and cascade_options:
         raise DetectorError(f"{', '.join(cascade_options)}: the Haar cascades' options, which BlazeFace does not "
-                            "take; choose the haar detector for them, or leave them out")
+                            "take; choose the haar detector (--detector haar) for them, or leave them out")
     if kind:
         return kind
     return "haar" if cascade_options or not blazeface.installed() else "blazeface"

@@ -10,7 +10,7 @@ import numpy as np
 
 from .classify import MARGIN
 from .cascades import CASCADE
-from .blaze_detect import detector_kind, make_detector
+from .blaze_detect import CASCADE_OPTIONS, detector_kind, make_detector
 from .detect import to_gray
 from .draw import label_text
 from .source import read_image
@@ -41,7 +41,7 @@ class EmotionRecognizer:
         cascades = dict(detect_width=detect_width, scale_factor=scale_factor, min_neighbors=min_neighbors,
                         cascade=cascade, turned=turned, tilted=tilted)
         defaults = inspect.signature(EmotionRecognizer.__init__).parameters
-        kind = detector_kind(detector, [name for name, value in cascades.items() if value != defaults[name].default])
+        kind = detector_kind(detector, [name for name in CASCADE_OPTIONS if cascades[name] != defaults[name].default])
         detector = make_detector(kind, min_face, **cascades)
         classifier, self.labels = load_classifier(model)
         from .live import LivePipeline

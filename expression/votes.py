@@ -67,12 +67,13 @@ def attach_votes(split, votes):
     return Split(split.images, split.labels, split.paths, split.skipped, split.converted, rows)
 
 
-def require_matches(splits, path, data):
+def require_matches(splits, path, data, example):
     """Raise DataError unless a face of `splits` (attach_votes's) has votes in `path`: the one message
-    train.py, evaluate.py and calibrate.py give when --data and the votes file do not meet."""
+    train.py, evaluate.py and calibrate.py give when --data and the votes file do not meet; `example`
+    is what the caller's --data should look like."""
     if all(np.isnan(split.votes).all() for split in splits):
         raise DataError(f"{path}: none of the faces in {data} has votes there; pass the image folders of the "
-                        "FER2013 copy it was mapped to (fer2013/<split>/<emotion>/, e.g. ../shared/fer2013/val), "
+                        f"FER2013 copy it was mapped to (fer2013/<split>/<emotion>/; here e.g. {example}), "
                         "not a CSV or another copy")
 
 

@@ -157,7 +157,7 @@ def test_a_large_known_face_is_followed_by_the_short_range_net_and_a_lost_one_by
     # A face gone from where it was (gray in its place): the short-range net misses it, then the full-range one.
     gone = group.copy()
     x, y, w, h = boxes[0]
-    gone[max(0, y - h // 4):y + h * 5 // 4, x - w // 4:x + w * 5 // 4] = 128
+    gone[max(0, y - h // 4):y + h * 5 // 4, max(0, x - w // 4):x + w * 5 // 4] = 128
     calls.clear()
     followed = detector._follow(gone, boxes.astype(float))
     assert calls == [("short", 6), ("full", 1)] and followed[0] is None and all(followed[1:])
@@ -180,7 +180,8 @@ def test_realtime_names_the_detectors_it_knows(tmp_path):
 def test_blazeface_is_the_default_where_installed_and_the_cascades_own_options_choose_the_cascades(monkeypatch):
     import realtime
     assert realtime.detector_kind(realtime.parse_args([])) == "blazeface"  # pictures, video and the camera
-    for option in (["--turned"], ["--no-tilted"], ["--scale-factor", "1.2"], ["--cascade", "haarcascade_frontalface_default.xml"]):
+    for option in (["--turned"], ["--no-tilted"], ["--scale-factor", "1.2"], ["--min-neighbors", "3"],  # 3: its default
+                   ["--cascade", "haarcascade_frontalface_default.xml"], ["--casc=haarcascade_frontalface_alt2.xml"]):
         assert realtime.detector_kind(realtime.parse_args(option)) == "haar", option
     assert realtime.detector_kind(realtime.parse_args(["--min-face", "60", "--rescan", "5"])) == "blazeface"
     monkeypatch.setattr(blazeface, "installed", lambda: False)  # `pip install .` alone, without it

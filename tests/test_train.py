@@ -69,8 +69,15 @@ def test_no_test_reports_val_only(small_data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "test accuracy" not in result.stdout and "test not scored" in result.stdout
     metrics = json.loads((tmp_path / "trial" / "metrics.json").read_text())
-    assert metrics["test"] is None and 0 <= metrics["val_accuracy"] <= 1
+    assert metrics["test"] is None and 0 <= metrics["val_accuracy"] <= 1 and metrics["config"]["no_test"]
     assert (tmp_path / "trial" / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_the_resume_command_keeps_no_test():
+    import train
+    args = train.parse_args(["--data", "d", "--out", "o", "--no-test", "--checkpoints", "c"])
+    assert train.resume_command(args, "o") == "python train.py --data d --out o --checkpoints c --no-test --resume"
+    assert "--no-test" not in train.resume_command(train.parse_args(["--data", "d"]), "o")
 
 
 @needs_data

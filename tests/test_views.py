@@ -105,7 +105,7 @@ def test_a_picture_without_faces_gives_no_box():
 
 
 def test_realtime_finds_a_tilted_face_in_a_picture_unless_told_not_to(detectable_faces, tmp_path):
-    # The cascades' rotated copies (BlazeFace, the pictures' default, sees a rolled face anyway).
+    # The cascades' rotated copies (BlazeFace, the default, sees a rolled face anyway).
     upright, _ = placed(detectable_faces[0], 160)
     matrix, size = rotation(upright.shape, 25)
     picture = tmp_path / "tilted.png"

@@ -170,7 +170,8 @@ def test_calibrate_folds_the_chosen_bias_and_plain_keras_loads_the_result(voted,
 
 @needs_data
 @pytest.mark.parametrize("case", ["train_missing_votes", "train_votes_weight", "train_no_match",
-                                  "evaluate_missing_votes", "calibrate_unreachable", "calibrate_no_match"])
+                                  "evaluate_missing_votes", "evaluate_no_match", "calibrate_unreachable",
+                                  "calibrate_no_match"])
 def test_bad_votes_input_is_one_clear_line_and_leaves_no_folder(case, tmp_path):
     data = make_split(tmp_path / "d" / "train", per_class=2).parent
     make_split(data / "test", per_class=1, source="test")
@@ -187,6 +188,8 @@ def test_bad_votes_input_is_one_clear_line_and_leaves_no_folder(case, tmp_path):
                   "train_no_match": ["none of the faces"]}[case]
     elif case == "evaluate_missing_votes":
         args, expect = ["evaluate.py", "--data", data / "test", "--votes", tmp_path / "no.csv"], ["no such votes file"]
+    elif case == "evaluate_no_match":
+        args, expect = ["evaluate.py", "--data", data / "test", "--votes", other], ["none of the faces", "fer2013/test"]
     elif case == "calibrate_unreachable":  # no bias can keep FER2013 above 101%
         args = ["calibrate.py", "--model", ROOT / "models", "--votes", VOTES, "--data", data / "train",
                 "--out", out, "--min-fer2013", "1.0", "--max-neutral-share", "0"]
