@@ -81,8 +81,8 @@ def parse_args(argv=None):
                         "the box (default: -0.05)")
     args = p.parse_args(argv)
     # The cascades' own options, where given (at any value, their defaults too): they choose the
-    # cascades (blaze_detect.detector_kind). Parsed again with no defaults, to see which were typed.
-    from expression.blaze_detect import CASCADE_OPTIONS
+    # cascades (detectors.detector_kind). Parsed again with no defaults, to see which were typed.
+    from expression.detectors import CASCADE_OPTIONS
     p.set_defaults(**dict.fromkeys(CASCADE_OPTIONS))
     typed = p.parse_args(argv)
     args.cascade_options = ["--" + name.replace("_", "-") for name in CASCADE_OPTIONS if getattr(typed, name) is not None]
@@ -193,13 +193,13 @@ def main(argv=None):
 
 
 def detector_kind(args):
-    """--detector, or its default (blaze_detect.detector_kind)."""
-    from expression.blaze_detect import detector_kind
+    """--detector, or its default (detectors.detector_kind)."""
+    from expression.detectors import detector_kind
     return detector_kind(args.detector, args.cascade_options)
 
 
 def make_detector(args):
-    from expression.blaze_detect import make_detector
+    from expression.detectors import make_detector
     return make_detector(detector_kind(args), args.min_face, detect_width=args.detect_width,
                          scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, cascade=args.cascade,
                          turned=args.turned, tilted=args.tilted)

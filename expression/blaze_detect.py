@@ -10,10 +10,8 @@ import copy
 import cv2
 import numpy as np
 
-from . import blazeface
 from .blazeface import BlazeFace, FaceMesh, merge, roll
 from .boxes import iou, not_on, same_face
-from .cascades import DetectorError
 from .detect import MIN_FACE, STILL_MIN_FACE, FaceDetector, is_bgr, run_all
 
 # The full-range net sees a square tile resized to its 192 px: a tile TILE_FACES smallest faces wide
@@ -175,30 +173,3 @@ class TileScan:
 def as_color(frame, gray):
     """A BGR uint8 picture for the nets: the frame itself where it is one, else the gray copy in three channels."""
     return frame if is_bgr(frame) else cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-
-
-# FaceDetector's settings that only the cascades take: giving one chooses them (detector_kind).
-CASCADE_OPTIONS = ("turned", "tilted", "detect_width", "scale_factor", "min_neighbors", "cascade")
-
-
-def detector_kind(kind, cascade_options=()):
-    """`kind` ("haar" or "blazeface"), or the default: the cascades where their own options are given
-    (`cascade_options`, their names as the caller spells them), else BlazeFace where its package is
-    installed (more faces at the cascades' speed: docs/benchmarks.md), else the cascades. Raises
-    DetectorError where BlazeFace is asked for with the cascades' options."""
-    if kind == "blazeface" and cascade_options:
-        raise DetectorError(f"{', '.join(cascade_options)}: the Haar cascades' options, which BlazeFace does not "
-                            "take; choose the haar detector (--detector haar) for them, or leave them out")
-    if kind:
-        return kind
-    return "haar" if cascade_options or not blazeface.installed() else "blazeface"
-
-
-def make_detector(kind, min_face=None, **cascades):
-    """The detector realtime.py and EmotionRecognizer run: BlazeDetector, or FaceDetector with the
-    cascades' own settings (`cascades`: detect_width, scale_factor, cascade, turned, ...)."""
-    if kind == "blazeface":
-        return BlazeDetector(min_face=min_face)
-    if kind == "haar":
-        return FaceDetector(min_face=min_face, **cascades)
-    raise ValueError(f"detector={kind!r}: give 'haar' or 'blazeface'")

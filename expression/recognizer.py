@@ -10,7 +10,7 @@ import numpy as np
 
 from .classify import MARGIN
 from .cascades import CASCADE
-from .blaze_detect import CASCADE_OPTIONS, detector_kind, make_detector
+from .detectors import CASCADE_OPTIONS, detector_kind, make_detector
 from .detect import to_gray
 from .draw import label_text
 from .source import read_image
