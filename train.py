@@ -324,8 +324,10 @@ def train(args, out):
     # Test is touched once, with the best-on-val weights; with --no-test, never (a trial is judged on val).
     val_probabilities = predict_probabilities(model, val.images)
     val_metrics = classification_metrics(val.labels, val_probabilities)
-    probabilities = None if args.no_test else predict_probabilities(model, test.images)
-    metrics = None if args.no_test else classification_metrics(test.labels, probabilities)
+    probabilities = metrics = None
+    if not args.no_test:
+        probabilities = predict_probabilities(model, test.images)
+        metrics = classification_metrics(test.labels, probabilities)
     if votes is not None:  # FER+ majority beside FER2013's labels; the epoch kept is the best on FER+ val
         val_metrics["ferplus"] = ferplus_metrics(val.votes, val_probabilities)
         if metrics is not None:

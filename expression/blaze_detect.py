@@ -139,14 +139,19 @@ class BlazeDetector:
         squares = [(x + w / 2 - REACH * max(w, h) / 2, y + h / 2 - REACH * max(w, h) / 2, REACH * max(w, h))
                    for x, y, w, h in boxes]
         followed = [None] * len(boxes)
-        near = [i for i, square in enumerate(squares) if square[2] >= NEAR_SQUARE]
-        for net, threshold, which in ((self.short, self.threshold, near), (self.full, FOLLOW, None)):
-            which = [i for i in range(len(boxes)) if followed[i] is None] if which is None else which
-            if not which:
-                continue
+
+        def look(net, which, threshold):  # fills followed[i] for each i in which whose face the net finds
             for i, found in zip(which, net.find(image, [squares[i] for i in which], threshold)):
                 best = max(found, key=lambda face: iou(face[1], boxes[i]), default=None)
-                followed[i] = best if best is not None and iou(best[1], boxes[i]) >= 0.25 else None
+                if best is not None and iou(best[1], boxes[i]) >= 0.25:
+                    followed[i] = best
+
+        near = [i for i, square in enumerate(squares) if square[2] >= NEAR_SQUARE]
+        if near:
+            look(self.short, near, self.threshold)
+        missed = [i for i in range(len(boxes)) if followed[i] is None]
+        if missed:
+            look(self.full, missed, FOLLOW)
         return followed
 
 
