@@ -21,12 +21,21 @@ the recall of neutral-majority faces and the share of other faces answered "neut
 against the folder's own labels, is printed for any data:
 
     python evaluate.py --model models --data ../shared/fer2013/test --votes ../shared/ferplus/votes.csv
+
+A single model carries its neutral bias folded in (calibrate.py); an ensemble or TTA averages into new
+probabilities whose best bias differs. --choose-bias picks it on val, as calibrate.py does (the best FER+
+accuracy within the guards), and scores at it; --neutral-bias then applies that value on test:
+
+    python evaluate.py --model runs/a runs/b --data ../shared/fer2013/val --votes ../shared/ferplus/votes.csv --choose-bias
+    python evaluate.py --model runs/a runs/b --data ../shared/fer2013/test --votes ../shared/ferplus/votes.csv --neutral-bias 0.05
 """
 import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from expression.neutral import MAX_NEUTRAL_SHARE, MIN_FER2013  # noqa: E402  (numpy only: help stays instant)
 
 
 def parse_args(argv=None):
@@ -48,8 +57,38 @@ def parse_args(argv=None):
     p.add_argument("--votes", default=None, metavar="CSV",
                    help="FER+'s votes.csv: also score against the majority of ten annotators per face "
                         "(default: none)")
+    p.add_argument("--choose-bias", action="store_true",
+                   help="with --votes, on val: choose the neutral bias for --model's probabilities (ensemble, "
+                        "TTA) within the guards below and score at it (default: off)")
+    p.add_argument("--neutral-bias", type=float, default=0.0, metavar="B",
+                   help="add B to --model's neutral log-probability before scoring, e.g. the value "
+                        "--choose-bias printed on val (default: 0)")
+    p.add_argument("--max-neutral-share", type=float, default=MAX_NEUTRAL_SHARE,
+                   help=f"--choose-bias guard: at most this share of non-neutral faces answered neutral "
+                        f"(default: {MAX_NEUTRAL_SHARE})")
+    p.add_argument("--min-fer2013", type=float, default=MIN_FER2013,
+                   help=f"--choose-bias guard: FER2013 accuracy at least this (default: {MIN_FER2013})")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here (default: none)")
     return p.parse_args(argv)
+
+
+def fail(message):
+    print(f"evaluate.py: error: {message}", file=sys.stderr)
+    return 2
+
+
+def bias_problem(args, data, name):
+    """Why --choose-bias or --neutral-bias cannot run as asked, or None."""
+    if args.choose_bias and args.neutral_bias:
+        return "--choose-bias and --neutral-bias both set the bias: give one"
+    if args.choose_bias and not args.votes:
+        return "--choose-bias scores biases against FER+'s majority: add --votes ../shared/ferplus/votes.csv"
+    if args.choose_bias and (name or data.name) in ("test", "PrivateTest"):
+        return ("--choose-bias on test would select on test: choose on ../shared/fer2013/val, "
+                "then pass the printed value to the test run as --neutral-bias B")
+    if not 0 <= args.max_neutral_share <= 1 or not 0 <= args.min_fer2013 <= 1:
+        return "--max-neutral-share and --min-fer2013 are shares: give values between 0 and 1, e.g. 0.05"
+    return None
 
 
 def main(argv=None):
@@ -57,17 +96,20 @@ def main(argv=None):
     from expression.backend import backend_problem
     problem = backend_problem()
     if problem:
-        print(f"evaluate.py: error: {problem}", file=sys.stderr)
-        return 2
+        return fail(problem)
     import pandas as pd
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
     from expression.model_files import ModelError, load_model_files
+    from expression.neutral import GRID, choose_bias, shift_neutral
     from expression.report import classification_metrics, ferplus_metrics, paired_comparison, write_json
 
     try:
         data = check_data_path(args.data)  # before the model: a typo costs no waiting
         name = split_name(args.split) if args.split else ("test" if data.is_file() else None)
+        problem = bias_problem(args, data, name)
+        if problem:
+            return fail(problem)
         folders = args.model + (args.against or [])
         models, orders = zip(*map(load_model_files, folders))
         for folder, order in zip(folders[1:], orders[1:]):  # averaging and comparing need one label order
@@ -80,10 +122,19 @@ def main(argv=None):
             split = attach_votes(split, read_votes(args.votes))
             require_matches([split], args.votes, args.data, "../shared/fer2013/test")
     except (ModelError, DataError) as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
     labels = orders[0]
     probabilities = ensemble_probabilities(models[:len(args.model)], split.images, tta=args.tta)
+    bias = args.neutral_bias
+    if args.choose_bias:
+        chosen, _ = choose_bias(probabilities, split.labels, split.votes, args.max_neutral_share, args.min_fer2013)
+        if chosen is None:
+            return fail(f"no neutral bias from {GRID[0]} to {GRID[-1]} keeps the neutral share at most "
+                        f"{args.max_neutral_share} and FER2013 accuracy at least {args.min_fer2013}; "
+                        "loosen a guard (--max-neutral-share, --min-fer2013)")
+        bias = chosen["bias"]
+    if bias:
+        probabilities = shift_neutral(probabilities, bias)
     metrics = classification_metrics(split.labels, probabilities)
     if args.votes:
         metrics["ferplus"] = ferplus_metrics(split.votes, probabilities)
@@ -95,6 +146,10 @@ def main(argv=None):
     print(f"{args.data}{f' ({name})' if name else ''}: {len(split.labels)} images"
           f"{' (TTA, 10 views)' if args.tta else ''}"
           f"{f', ensemble of {len(args.model)} models' if len(args.model) > 1 else ''}")
+    if bias or args.choose_bias:
+        print(f"neutral bias {bias:+.2f} on {' + '.join(args.model)}"
+              + (f" (chosen here: the best FER+ accuracy with at most {args.max_neutral_share:.0%} answered "
+                 f"neutral and FER2013 at least {args.min_fer2013:.0%})" if args.choose_bias else ""))
     for line in data_warnings({name or data.name: split}):
         print(f"warning: {line}")
     print(f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}  "
@@ -116,7 +171,8 @@ def main(argv=None):
               f"{a['only_reference']} only there: {100 * a['difference']:+.2f} points, "
               f"standard error {100 * a['standard_error']:.2f}")
     if args.out:
-        write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model})
+        write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model,
+                                  "neutral_bias": bias})
     return 0
 
 

@@ -168,6 +168,53 @@ def test_calibrate_folds_the_chosen_bias_and_plain_keras_loads_the_result(voted,
                                shift_neutral(predict_probabilities(base, images), chosen["bias"]), atol=1e-5)
 
 
+def test_evaluate_chooses_an_ensembles_bias_on_val_and_applies_it_on_test(voted, tmp_path):
+    """The ensemble's bias is chosen as calibrate.py chooses, on its averaged probabilities; --neutral-bias
+    then scores test at that value, and the printed and saved figures are those of the shifted probabilities."""
+    from expression.model import ensemble_probabilities
+    from expression.model_files import load_model_folder
+    root, out, _ = voted
+    members = [ROOT / "models", out]
+    result = run_script("evaluate.py", "--model", *members, "--data", root / "val", "--votes", VOTES,
+                        "--choose-bias", "--min-fer2013", "0", "--out", tmp_path / "val.json")
+    assert result.returncode == 0, result.stderr
+    val = attach_votes(load_split(root / "val"), read_votes(VOTES))
+    nets = [load_model_folder(m)[0] for m in members]
+    chosen, _ = choose_bias(ensemble_probabilities(nets, val.images), val.labels, val.votes, min_fer2013=0)
+    metrics = json.loads((tmp_path / "val.json").read_text())
+    assert metrics["neutral_bias"] == chosen["bias"]
+    assert metrics["ferplus"]["accuracy"] == pytest.approx(chosen["ferplus_accuracy"])
+    assert metrics["accuracy"] == pytest.approx(chosen["fer2013_accuracy"])
+    assert f"neutral bias {chosen['bias']:+.2f} on" in result.stdout and "chosen here" in result.stdout
+
+    bias = chosen["bias"] if chosen["bias"] else 0.5  # a value that changes something either way
+    result = run_script("evaluate.py", "--model", *members, "--data", root / "test", "--votes", VOTES,
+                        "--neutral-bias", bias, "--out", tmp_path / "test.json")
+    assert result.returncode == 0, result.stderr
+    test = attach_votes(load_split(root / "test"), read_votes(VOTES))
+    predicted = shift_neutral(ensemble_probabilities(nets, test.images), bias).argmax(1)
+    metrics = json.loads((tmp_path / "test.json").read_text())
+    assert metrics["accuracy"] == pytest.approx((predicted == test.labels).mean())
+    assert metrics["ferplus"]["neutral_share"] == pytest.approx(neutral_share(majority(test.votes), predicted))
+
+
+@needs_data
+@pytest.mark.parametrize("case", ["on_test", "no_votes", "both", "unreachable"])
+def test_evaluate_bias_options_used_wrongly_are_one_clear_line(case, tmp_path):
+    data = make_split(tmp_path / "d" / "val", per_class=2, source="val").parent
+    make_split(data / "test", per_class=1, source="test")
+    args, expect = {
+        "on_test": (["--data", data / "test", "--votes", VOTES, "--choose-bias"], ["select on test", "--neutral-bias"]),
+        "no_votes": (["--data", data / "val", "--choose-bias"], ["add --votes"]),
+        "both": (["--data", data / "val", "--votes", VOTES, "--choose-bias", "--neutral-bias", "0.1"], ["give one"]),
+        "unreachable": (["--data", data / "val", "--votes", VOTES, "--choose-bias", "--min-fer2013", "1",
+                         "--max-neutral-share", "0"], ["no neutral bias", "loosen a guard"]),
+    }[case]
+    out = tmp_path / "m.json"
+    assert_clean_error(run_script("evaluate.py", "--model", ROOT / "models", *args, "--out", out), *expect)
+    assert not out.exists()
+
+
 @needs_data
 @pytest.mark.parametrize("case", ["train_missing_votes", "train_votes_weight", "train_no_match",
                                   "evaluate_missing_votes", "evaluate_no_match", "calibrate_unreachable",
