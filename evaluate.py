@@ -10,7 +10,8 @@ rows are evaluated unless --split names another split (train/val/test or Trainin
 PrivateTest). --tta averages 10 views per face (the image and four 2-pixel shifts, each also mirrored).
 Several --model folders are scored as one ensemble (their probabilities averaged), the way
 train.py --teacher distils them. --against compares with another model on the same faces: the
-faces only each gets right and the standard error of the difference, to tell a gain from noise:
+faces only each gets right and the standard error of the difference, to tell a gain from noise
+(against FER2013's labels, and with --votes also against FER+'s majority):
 
     python evaluate.py --model models runs/other --data ../shared/fer2013/val
     python evaluate.py --model runs/new --against models --data ../shared/fer2013/val
@@ -141,6 +142,11 @@ def main(argv=None):
     if args.against:
         reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta)
         metrics["against"] = {"models": args.against} | paired_comparison(split.labels, probabilities, reference)
+        if args.votes:  # the same count against FER+'s majority, on the faces it scores
+            from expression.votes import majority
+            truth = majority(split.votes)
+            kept = truth >= 0
+            metrics["against"]["ferplus"] = paired_comparison(truth[kept], probabilities[kept], reference[kept])
     per_class = pd.DataFrame(metrics["per_class"]).T
     confusion = pd.DataFrame(metrics["confusion_matrix"]["rows_true_cols_predicted"], index=labels, columns=labels)
     print(f"{args.data}{f' ({name})' if name else ''}: {len(split.labels)} images"
@@ -167,9 +173,10 @@ def main(argv=None):
         print(pd.DataFrame({"recall": f["recall"], "support": f["support"]}).round(3).T.to_string())
     if args.against:
         a = metrics["against"]
-        print(f"against {' + '.join(args.against)}: {a['only_this']} faces right only here, "
-              f"{a['only_reference']} only there: {100 * a['difference']:+.2f} points, "
-              f"standard error {100 * a['standard_error']:.2f}")
+        for scale, c in [("FER2013", a)] + ([("FER+ majority", a["ferplus"])] if args.votes else []):
+            print(f"against {' + '.join(args.against)} ({scale}): {c['only_this']} faces right only here, "
+                  f"{c['only_reference']} only there: {100 * c['difference']:+.2f} points, "
+                  f"standard error {100 * c['standard_error']:.2f}")
     if args.out:
         write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model,
                                   "neutral_bias": bias})

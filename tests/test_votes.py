@@ -189,13 +189,20 @@ def test_evaluate_chooses_an_ensembles_bias_on_val_and_applies_it_on_test(voted,
 
     bias = chosen["bias"] if chosen["bias"] else 0.5  # a value that changes something either way
     result = run_script("evaluate.py", "--model", *members, "--data", root / "test", "--votes", VOTES,
-                        "--neutral-bias", bias, "--out", tmp_path / "test.json")
+                        "--neutral-bias", bias, "--against", out, "--out", tmp_path / "test.json")
     assert result.returncode == 0, result.stderr
     test = attach_votes(load_split(root / "test"), read_votes(VOTES))
     predicted = shift_neutral(ensemble_probabilities(nets, test.images), bias).argmax(1)
     metrics = json.loads((tmp_path / "test.json").read_text())
+    truth = majority(test.votes)
     assert metrics["accuracy"] == pytest.approx((predicted == test.labels).mean())
-    assert metrics["ferplus"]["neutral_share"] == pytest.approx(neutral_share(majority(test.votes), predicted))
+    assert metrics["ferplus"]["neutral_share"] == pytest.approx(neutral_share(truth, predicted))
+    # --against, the voted net alone and unshifted, is also compared on FER+'s majority where it has one.
+    alone = predict_probabilities(nets[1], test.images).argmax(1)
+    kept = truth >= 0
+    gain = (predicted[kept] == truth[kept]).mean() - (alone[kept] == truth[kept]).mean()
+    assert metrics["against"]["ferplus"]["difference"] == pytest.approx(gain)
+    assert "(FER+ majority):" in result.stdout and "(FER2013):" in result.stdout
 
 
 @needs_data
