@@ -154,8 +154,8 @@ def main(argv=None):
           f"{f', ensemble of {len(args.model)} models' if len(args.model) > 1 else ''}")
     if bias or args.choose_bias:
         print(f"neutral bias {bias:+.2f} on {' + '.join(args.model)}"
-              + (f" (chosen here: the best FER+ accuracy with at most {args.max_neutral_share:.0%} answered "
-                 f"neutral and FER2013 at least {args.min_fer2013:.0%})" if args.choose_bias else ""))
+              + (f" (chosen here: the best FER+ accuracy with at most {args.max_neutral_share:.1%} answered "
+                 f"neutral and FER2013 at least {args.min_fer2013:.1%})" if args.choose_bias else ""))
     for line in data_warnings({name or data.name: split}):
         print(f"warning: {line}")
     print(f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}  "

@@ -316,8 +316,8 @@ def train(args, out):
         guards = state["config"]["max_neutral_share"], state["config"]["min_fer2013"]
         neutral, _ = choose_bias(predict_probabilities(model, val.images), val.labels, val.votes, *guards)
         if neutral is None:
-            print(f"note: no neutral bias keeps val's neutral share at most {guards[0]:.0%} with FER2013 "
-                  f"at least {guards[1]:.0%}; the model is saved as trained (calibrate.py can loosen the guards)")
+            print(f"note: no neutral bias keeps val's neutral share at most {guards[0]:.1%} with FER2013 "
+                  f"at least {guards[1]:.1%}; the model is saved as trained (calibrate.py can loosen the guards)")
         else:
             fold_bias(model, neutral["bias"])
 

@@ -176,16 +176,19 @@ def test_evaluate_chooses_an_ensembles_bias_on_val_and_applies_it_on_test(voted,
     root, out, _ = voted
     members = [ROOT / "models", out]
     result = run_script("evaluate.py", "--model", *members, "--data", root / "val", "--votes", VOTES,
-                        "--choose-bias", "--min-fer2013", "0", "--out", tmp_path / "val.json")
+                        "--choose-bias", "--min-fer2013", "0", "--max-neutral-share", "0.042",
+                        "--out", tmp_path / "val.json")
     assert result.returncode == 0, result.stderr
     val = attach_votes(load_split(root / "val"), read_votes(VOTES))
     nets = [load_model_folder(m)[0] for m in members]
-    chosen, _ = choose_bias(ensemble_probabilities(nets, val.images), val.labels, val.votes, min_fer2013=0)
+    chosen, _ = choose_bias(ensemble_probabilities(nets, val.images), val.labels, val.votes, max_share=0.042,
+                            min_fer2013=0)
     metrics = json.loads((tmp_path / "val.json").read_text())
     assert metrics["neutral_bias"] == chosen["bias"]
     assert metrics["ferplus"]["accuracy"] == pytest.approx(chosen["ferplus_accuracy"])
     assert metrics["accuracy"] == pytest.approx(chosen["fer2013_accuracy"])
     assert f"neutral bias {chosen['bias']:+.2f} on" in result.stdout and "chosen here" in result.stdout
+    assert "at most 4.2% answered neutral" in result.stdout  # the guard as given, not rounded to 4%
 
     bias = chosen["bias"] if chosen["bias"] else 0.5  # a value that changes something either way
     result = run_script("evaluate.py", "--model", *members, "--data", root / "test", "--votes", VOTES,
