@@ -6,12 +6,14 @@ smooths out the last steps' noise; each epoch is validated, and the best kept, o
 Training is Keras' own model.fit, so it runs on any backend and under any distribution
 strategy (see distribute.py). A run lives in a checkpoint folder: `last.keras` (model +
 optimizer state, written after every epoch), `best.weights.h5` (the best validation epoch
-so far), `state.json` and `history.csv`. Resuming reloads `last.keras`; because each
-epoch's shuffle and augmentation are seeded by (seed, epoch), a resumed run sees the same
-batches an uninterrupted one would. An epoch's model files are first written as pending
+so far), `state.json`, `history.csv` and, when distilling, `teachers.npz` (the teachers'
+probabilities, minutes of work, reused while they still match). Resuming reloads
+`last.keras`; because each epoch's shuffle and augmentation are seeded by (seed, epoch), a
+resumed run sees the same batches an uninterrupted one would. An epoch's model files are first written as pending
 files named for their epoch and take their real names only after state.json counts that
 epoch, so a process killed outright (kill -9) at any moment leaves files and state that agree.
 """
+import hashlib
 import json
 import math
 import signal
@@ -35,6 +37,7 @@ LAST = "last.keras"
 BEST = "best.weights.h5"
 STATE = "state.json"
 HISTORY = "history.csv"
+TEACHERS = "teachers.npz"  # the teachers' TTA probabilities on the training faces, reused by --resume
 PENDING = ".pending"
 
 
@@ -115,7 +118,7 @@ def compile_model(model, config, steps_per_epoch):
 
 
 def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes=None, votes_weight=0.7,
-                     votes_temperature=1.0):
+                     votes_temperature=1.0, cache=None):
     """(N, 7) float32 targets: the labels (one-hot, or mixed with FER+ votes), mixed with teacher models'
     mean 10-view TTA probabilities when there are teachers.
 
@@ -123,12 +126,36 @@ def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes
     pass can learn what test-time augmentation and an ensemble know; the mix is knowledge
     distillation at temperature 1 (cross-entropy on it = label loss + KL to the teachers, up to
     a constant). Several teachers are an ensemble: their probabilities are averaged.
+    With `cache` (a .npz path) the teachers' probabilities are kept there and reused (see teacher_probabilities).
     """
     truth = vote_targets(labels, votes, votes_weight, votes_temperature)  # one-hot where votes is None
     if not teachers:
         return truth
-    soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
+    soft = teacher_probabilities(teachers, images, cache)
     return teacher_weight * soft + (1 - teacher_weight) * truth
+
+
+def teacher_probabilities(teachers, images, cache=None):
+    """The teachers' mean 10-view TTA probabilities on `images`, float32.
+
+    They cost minutes (three teachers on FER2013's train: about 18 min on two cores), so with
+    `cache` they are written there and read back while the fingerprint (a hash of the faces and
+    of every teacher's weights, in order) matches: a resumed run, or a new run handed the file,
+    skips them; any other faces or teachers recompute and overwrite.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    for teacher in teachers:
+        for weights in teacher.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+    fingerprint = digest.hexdigest()
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as kept:
+            if str(kept["fingerprint"]) == fingerprint:
+                return kept["probabilities"]
+    soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
+    if cache is not None:
+        atomic_write(cache, lambda tmp: np.savez(tmp, probabilities=soft, fingerprint=fingerprint))
+    return soft
 
 
 def balanced_class_weights(labels):
@@ -172,7 +199,8 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
             (folder / stale).unlink(missing_ok=True)
         _promote_pending(folder, 0)  # no epoch counted yet: an earlier run's pending files all go
     targets = training_targets(train.labels, teachers, train.images, config.teacher_weight,
-                               train.votes if config.votes else None, config.votes_weight, config.votes_temperature)
+                               train.votes if config.votes else None, config.votes_weight, config.votes_temperature,
+                               cache=folder / TEACHERS)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
                                jpeg=config.jpeg, mixup=config.mixup)

@@ -338,6 +338,32 @@ def test_several_teachers_are_an_ensemble_whose_mean_probabilities_are_distilled
     np.testing.assert_allclose(targets, 0.6 * mean + 0.4 * np.eye(7)[labels], atol=1e-6)
 
 
+def test_teachers_probabilities_are_reused_from_the_cache_only_while_faces_and_teachers_match(tmp_path, monkeypatch):
+    from expression import fit
+    from expression.model import build_model, tta_probabilities
+    images = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype(np.uint8)
+    keras.utils.set_random_seed(1)
+    teacher = build_model(width=4)
+    cache = tmp_path / "teachers.npz"
+    first = fit.teacher_probabilities([teacher], images, cache)
+    np.testing.assert_allclose(first, tta_probabilities(teacher, images), atol=1e-6)
+    assert cache.is_file()
+    calls = []
+    real = fit.ensemble_probabilities
+    monkeypatch.setattr(fit, "ensemble_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    np.testing.assert_array_equal(fit.teacher_probabilities([teacher], images, cache), first)
+    assert not calls  # read back, not recomputed
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1  # one pixel of other faces
+    fit.teacher_probabilities([teacher], other, cache)
+    kernel, bias = teacher.layers[-1].get_weights()
+    teacher.layers[-1].set_weights([kernel, bias + np.arange(7)])  # another teacher: other logits
+    changed = fit.teacher_probabilities([teacher], images, cache)
+    assert len(calls) == 2
+    np.testing.assert_allclose(changed, tta_probabilities(teacher, images), atol=1e-6)
+    assert not np.allclose(changed, first, atol=1e-4)
+
+
 @needs_data
 def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
     teacher, _ = trained
