@@ -375,6 +375,7 @@ def test_teacher_is_distilled_and_recorded(trained, small_data, tmp_path):
         assert result.returncode == 0, result.stderr
         config = json.loads((out / "metrics.json").read_text())["config"]
         assert config["teacher"] == [str(teacher)] and config["teacher_weight"] == float(weight)
+        assert (out / "checkpoint" / "teachers.npz").is_file()  # the teachers' probabilities, for a resume
         losses[weight] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert losses["0.8"] != pytest.approx(losses["0"], rel=1e-3)  # the teacher's targets were trained on
 
