@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 
 from expression.data import load_split  # noqa: E402
-from expression.fit import AugmentedBatches, FitConfig, compile_model, training_targets  # noqa: E402
+from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
+from expression.targets import training_targets  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
 from expression.model import build_model  # noqa: E402
 

@@ -285,7 +285,7 @@ def test_evaluate_bad_input(case, tmp_path):
 
 
 def test_balanced_class_weights_give_every_emotion_the_same_total():
-    from expression.fit import balanced_class_weights
+    from expression.targets import balanced_class_weights
     labels = np.array([3] * 60 + [1] * 2 + [6] * 18)
     weights = balanced_class_weights(labels)
     assert weights == pytest.approx({3: 80 / 180, 1: 80 / 6, 6: 80 / 54})
@@ -311,7 +311,7 @@ def test_class_weight_changes_the_training_loss_and_is_recorded(small_data, tmp_
 
 
 def test_training_targets_mix_the_teachers_tta_probabilities_with_the_labels():
-    from expression.fit import training_targets
+    from expression.targets import training_targets
     from expression.model import build_model, tta_probabilities
     labels = np.array([0, 3, 6, 1])
     np.testing.assert_array_equal(training_targets(labels), np.eye(7)[labels])
@@ -326,7 +326,7 @@ def test_training_targets_mix_the_teachers_tta_probabilities_with_the_labels():
 
 
 def test_several_teachers_are_an_ensemble_whose_mean_probabilities_are_distilled():
-    from expression.fit import training_targets
+    from expression.targets import training_targets
     from expression.model import build_model, tta_probabilities
     labels = np.array([2, 5, 4])
     images = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.uint8)
@@ -339,26 +339,26 @@ def test_several_teachers_are_an_ensemble_whose_mean_probabilities_are_distilled
 
 
 def test_teachers_probabilities_are_reused_from_the_cache_only_while_faces_and_teachers_match(tmp_path, monkeypatch):
-    from expression import fit
+    from expression import targets
     from expression.model import build_model, tta_probabilities
     images = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype(np.uint8)
     keras.utils.set_random_seed(1)
     teacher = build_model(width=4)
     cache = tmp_path / "teachers.npz"
-    first = fit.teacher_probabilities([teacher], images, cache)
+    first = targets.teacher_probabilities([teacher], images, cache)
     np.testing.assert_allclose(first, tta_probabilities(teacher, images), atol=1e-6)
     assert cache.is_file()
     calls = []
-    real = fit.ensemble_probabilities
-    monkeypatch.setattr(fit, "ensemble_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
-    np.testing.assert_array_equal(fit.teacher_probabilities([teacher], images, cache), first)
+    real = targets.ensemble_probabilities
+    monkeypatch.setattr(targets, "ensemble_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    np.testing.assert_array_equal(targets.teacher_probabilities([teacher], images, cache), first)
     assert not calls  # read back, not recomputed
     other = images.copy()
     other[0, 0, 0, 0] ^= 1  # one pixel of other faces
-    fit.teacher_probabilities([teacher], other, cache)
+    targets.teacher_probabilities([teacher], other, cache)
     kernel, bias = teacher.layers[-1].get_weights()
     teacher.layers[-1].set_weights([kernel, bias + np.arange(7)])  # another teacher: other logits
-    changed = fit.teacher_probabilities([teacher], images, cache)
+    changed = targets.teacher_probabilities([teacher], images, cache)
     assert len(calls) == 2
     np.testing.assert_allclose(changed, tta_probabilities(teacher, images), atol=1e-6)
     assert not np.allclose(changed, first, atol=1e-4)

@@ -1,0 +1,61 @@
+"""What each training face is taught: its target distribution over the seven emotions.
+
+The FER2013 label (one-hot), mixed with FER+'s vote distribution where there are votes
+(votes.py), mixed in turn with teacher models' probabilities when distilling; and, for
+--class-weight, a loss weight per emotion. fit.py trains on what this module returns.
+"""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .model import ensemble_probabilities
+from .model_files import atomic_write
+from .votes import vote_targets
+
+
+def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes=None, votes_weight=0.7,
+                     votes_temperature=1.0, cache=None):
+    """(N, 7) float32 targets: the labels (one-hot, or mixed with FER+ votes), mixed with teacher models'
+    mean 10-view TTA probabilities when there are teachers.
+
+    Distilling the teachers' flip-and-shift average into one network is how a single forward
+    pass can learn what test-time augmentation and an ensemble know; the mix is knowledge
+    distillation at temperature 1 (cross-entropy on it = label loss + KL to the teachers, up to
+    a constant). Several teachers are an ensemble: their probabilities are averaged.
+    With `cache` (a .npz path) the teachers' probabilities are kept there and reused (see teacher_probabilities).
+    """
+    truth = vote_targets(labels, votes, votes_weight, votes_temperature)  # one-hot where votes is None
+    if not teachers:
+        return truth
+    soft = teacher_probabilities(teachers, images, cache)
+    return teacher_weight * soft + (1 - teacher_weight) * truth
+
+
+def teacher_probabilities(teachers, images, cache=None):
+    """The teachers' mean 10-view TTA probabilities on `images`, float32.
+
+    They cost minutes (three teachers on FER2013's train: about 18 min on two cores), so with
+    `cache` they are written there and read back while the fingerprint (a hash of the faces and
+    of every teacher's weights, in order) matches: a resumed run, or a new run handed the file,
+    skips them; any other faces or teachers recompute and overwrite.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    for teacher in teachers:
+        for weights in teacher.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+    fingerprint = digest.hexdigest()
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as kept:
+            if str(kept["fingerprint"]) == fingerprint:
+                return kept["probabilities"]
+    soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
+    if cache is not None:
+        atomic_write(cache, lambda tmp: np.savez(tmp, probabilities=soft, fingerprint=fingerprint))
+    return soft
+
+
+def balanced_class_weights(labels):
+    """{class: weight} so that every emotion present adds the same total weight (disgust is 1.5% of FER2013)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    return {int(c): len(labels) / (len(classes) * int(n)) for c, n in zip(classes, counts)}
