@@ -9,9 +9,10 @@ optimizer state, written after every epoch), `best.weights.h5` (the best validat
 so far), `state.json`, `history.csv` and, when distilling, `teachers.npz` (the teachers'
 probabilities, minutes of work, reused while they still match). Resuming reloads
 `last.keras`; because each epoch's shuffle and augmentation are seeded by (seed, epoch), a
-resumed run sees the same batches an uninterrupted one would. An epoch's model files are first written as pending
-files named for their epoch and take their real names only after state.json counts that
-epoch, so a process killed outright (kill -9) at any moment leaves files and state that agree.
+resumed run sees the same batches an uninterrupted one would. An epoch's model files are
+first written as pending files named for their epoch and take their real names only after
+state.json counts that epoch, so a process killed outright (kill -9) at any moment leaves
+files and state that agree.
 """
 import json
 import math

@@ -23,7 +23,8 @@ def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes
     pass can learn what test-time augmentation and an ensemble know; the mix is knowledge
     distillation at temperature 1 (cross-entropy on it = label loss + KL to the teachers, up to
     a constant). Several teachers are an ensemble: their probabilities are averaged.
-    With `cache` (a .npz path) the teachers' probabilities are kept there and reused (see teacher_probabilities).
+    With `cache` (a .npz path) the teachers' probabilities are kept there and reused
+    (see teacher_probabilities).
     """
     truth = vote_targets(labels, votes, votes_weight, votes_temperature)  # one-hot where votes is None
     if not teachers:
