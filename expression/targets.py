@@ -13,6 +13,8 @@ from .model import ensemble_probabilities
 from .model_files import atomic_write
 from .votes import vote_targets
 
+SPOT_CHECK = 16  # faces re-predicted to confirm a cached teachers' file still holds what the code computes
+
 
 def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes=None, votes_weight=0.7,
                      votes_temperature=1.0, cache=None):
@@ -38,8 +40,10 @@ def teacher_probabilities(teachers, images, cache=None):
 
     They cost minutes (three teachers on FER2013's train: about 18 min on two cores), so with
     `cache` they are written there and read back while the fingerprint (a hash of the faces and
-    of every teacher's weights, in order) matches: a resumed run, or a new run handed the file,
-    skips them; any other faces or teachers recompute and overwrite.
+    of every teacher's weights, in order) matches and the first SPOT_CHECK faces, predicted
+    afresh, agree with the kept rows (so a change to the TTA views or the prediction code is
+    caught too): a resumed run, or a new run handed the file, skips them; anything else
+    recomputes and overwrites.
     """
     digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
     for teacher in teachers:
@@ -49,7 +53,10 @@ def teacher_probabilities(teachers, images, cache=None):
     if cache is not None and Path(cache).is_file():
         with np.load(cache) as kept:
             if str(kept["fingerprint"]) == fingerprint:
-                return kept["probabilities"]
+                probabilities = kept["probabilities"]
+                fresh = ensemble_probabilities(teachers, images[:SPOT_CHECK], tta=True)
+                if np.allclose(probabilities[:SPOT_CHECK], fresh, atol=1e-4):
+                    return probabilities
     soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
     if cache is not None:
         atomic_write(cache, lambda tmp: np.savez(tmp, probabilities=soft, fingerprint=fingerprint))

@@ -348,18 +348,27 @@ def test_teachers_probabilities_are_reused_from_the_cache_only_while_faces_and_t
     first = targets.teacher_probabilities([teacher], images, cache)
     np.testing.assert_allclose(first, tta_probabilities(teacher, images), atol=1e-6)
     assert cache.is_file()
-    calls = []
+    calls = []  # faces each call predicts: the spot check's few, or all of them when recomputed
     real = targets.ensemble_probabilities
-    monkeypatch.setattr(targets, "ensemble_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(targets, "ensemble_probabilities",
+                        lambda models, faces, **k: calls.append(len(faces)) or real(models, faces, **k))
+    monkeypatch.setattr(targets, "SPOT_CHECK", 2)
     np.testing.assert_array_equal(targets.teacher_probabilities([teacher], images, cache), first)
-    assert not calls  # read back, not recomputed
+    assert calls == [2]  # read back after a spot check, not recomputed
+    with np.load(cache) as kept:  # a file whose rows no longer match what the code predicts
+        stale = dict(kept)
+    stale["probabilities"] = np.roll(stale["probabilities"], 1, axis=1)
+    np.savez(cache, **stale)
+    np.testing.assert_allclose(targets.teacher_probabilities([teacher], images, cache), first, atol=1e-6)
+    assert calls == [2, 2, 3]  # spot check failed: recomputed, and the file rewritten
+    calls.clear()
     other = images.copy()
     other[0, 0, 0, 0] ^= 1  # one pixel of other faces
     targets.teacher_probabilities([teacher], other, cache)
     kernel, bias = teacher.layers[-1].get_weights()
     teacher.layers[-1].set_weights([kernel, bias + np.arange(7)])  # another teacher: other logits
     changed = targets.teacher_probabilities([teacher], images, cache)
-    assert len(calls) == 2
+    assert calls == [3, 3]  # other faces, then another teacher: recomputed each time
     np.testing.assert_allclose(changed, tta_probabilities(teacher, images), atol=1e-6)
     assert not np.allclose(changed, first, atol=1e-4)
 
