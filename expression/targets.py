@@ -5,6 +5,7 @@ The FER2013 label (one-hot), mixed with FER+'s vote distribution where there are
 --class-weight, a loss weight per emotion. fit.py trains on what this module returns.
 """
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +51,27 @@ def teacher_probabilities(teachers, images, cache=None):
         for weights in teacher.get_weights():
             digest.update(np.ascontiguousarray(weights).tobytes())
     fingerprint = digest.hexdigest()
-    if cache is not None and Path(cache).is_file():
-        with np.load(cache) as kept:
-            if str(kept["fingerprint"]) == fingerprint:
-                probabilities = kept["probabilities"]
-                fresh = ensemble_probabilities(teachers, images[:SPOT_CHECK], tta=True)
-                if np.allclose(probabilities[:SPOT_CHECK], fresh, atol=1e-4):
-                    return probabilities
+    kept = _read_cache(cache, fingerprint)
+    if kept is not None:
+        fresh = ensemble_probabilities(teachers, images[:SPOT_CHECK], tta=True)
+        if kept.shape == (len(images), fresh.shape[1]) and np.allclose(kept[:SPOT_CHECK], fresh, atol=1e-4):
+            return kept
     soft = ensemble_probabilities(teachers, images, tta=True).astype(np.float32)
     if cache is not None:
         atomic_write(cache, lambda tmp: np.savez(tmp, probabilities=soft, fingerprint=fingerprint))
     return soft
+
+
+def _read_cache(cache, fingerprint):
+    """The kept probabilities when `cache` is a readable file with this fingerprint, else None:
+    a damaged or foreign file is recomputed over, never a reason to stop training."""
+    if cache is None or not Path(cache).is_file():
+        return None
+    try:
+        with np.load(cache) as kept:
+            return kept["probabilities"] if str(kept["fingerprint"]) == fingerprint else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def balanced_class_weights(labels):

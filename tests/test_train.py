@@ -369,6 +369,11 @@ def test_teachers_probabilities_are_reused_from_the_cache_only_while_faces_and_t
     teacher.layers[-1].set_weights([kernel, bias + np.arange(7)])  # another teacher: other logits
     changed = targets.teacher_probabilities([teacher], images, cache)
     assert calls == [3, 3]  # other faces, then another teacher: recomputed each time
+    for damage in (b"not an npz file", cache.read_bytes()[:100]):  # a foreign file; one cut short
+        cache.write_bytes(damage)
+        np.testing.assert_allclose(targets.teacher_probabilities([teacher], images, cache), changed, atol=1e-6)
+        assert calls[-1] == 3  # recomputed rather than a traceback
+    np.testing.assert_array_equal(np.load(cache)["probabilities"], changed)  # and the file is whole again
     np.testing.assert_allclose(changed, tta_probabilities(teacher, images), atol=1e-6)
     assert not np.allclose(changed, first, atol=1e-4)
 
