@@ -29,6 +29,12 @@ accuracy within the guards), and scores at it; --neutral-bias then applies that 
 
     python evaluate.py --model runs/a runs/b --data ../shared/fer2013/val --votes ../shared/ferplus/votes.csv --choose-bias
     python evaluate.py --model runs/a runs/b --data ../shared/fer2013/test --votes ../shared/ferplus/votes.csv --neutral-bias 0.05
+
+--curve (on val) prints the best FER+ accuracy at each neutral-share guard from 3% to 5%, the bias chosen
+afresh at each on a 0.01 grid, and with --against the other model's beside it: two models compared
+along the whole trade, not at one guard where a coarse grid's luck can move half a point:
+
+    python evaluate.py --model runs/new --against models --data ../shared/fer2013/val --votes ../shared/ferplus/votes.csv --curve
 """
 import argparse
 import os
@@ -69,6 +75,9 @@ def parse_args(argv=None):
                         f"(default: {MAX_NEUTRAL_SHARE})")
     p.add_argument("--min-fer2013", type=float, default=MIN_FER2013,
                    help=f"--choose-bias guard: FER2013 accuracy at least this (default: {MIN_FER2013})")
+    p.add_argument("--curve", action="store_true",
+                   help="with --votes, on val: the best FER+ accuracy at each neutral-share guard from 3%% to 5%%, "
+                        "for --model and --against side by side (default: off)")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here (default: none)")
     return p.parse_args(argv)
 
@@ -87,6 +96,10 @@ def bias_problem(args, data, name):
     if args.choose_bias and (name or data.name) in ("test", "PrivateTest"):
         return ("--choose-bias on test would select on test: choose on ../shared/fer2013/val, "
                 "then pass the printed value to the test run as --neutral-bias B")
+    if args.curve and not args.votes:
+        return "--curve scores FER+'s majority at each guard: add --votes ../shared/ferplus/votes.csv"
+    if args.curve and (name or data.name) in ("test", "PrivateTest"):
+        return "--curve chooses a bias at each guard, which on test would select on test: run it on ../shared/fer2013/val"
     if not 0 <= args.max_neutral_share <= 1 or not 0 <= args.min_fer2013 <= 1:
         return "--max-neutral-share and --min-fer2013 are shares: give values between 0 and 1, e.g. 0.05"
     return None
@@ -102,7 +115,7 @@ def main(argv=None):
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
     from expression.model_files import ModelError, load_model_files
-    from expression.neutral import GRID, choose_bias, shift_neutral
+    from expression.neutral import GRID, choose_bias, guard_curve, shift_neutral
     from expression.report import classification_metrics, ferplus_metrics, paired_comparison, write_json
 
     try:
@@ -126,6 +139,12 @@ def main(argv=None):
         return fail(error)
     labels = orders[0]
     probabilities = ensemble_probabilities(models[:len(args.model)], split.images, tta=args.tta)
+    reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta) if args.against else None
+    curves = {}
+    if args.curve:  # on the probabilities as they come: each guard chooses its own bias
+        curves = {name: guard_curve(p, split.labels, split.votes, min_fer2013=args.min_fer2013)
+                  for name, p in (("model", probabilities), ("against", reference)) if p is not None}
+    raw_probabilities = probabilities
     bias = args.neutral_bias
     if args.choose_bias:
         chosen, _ = choose_bias(probabilities, split.labels, split.votes, args.max_neutral_share, args.min_fer2013)
@@ -140,7 +159,6 @@ def main(argv=None):
     if args.votes:
         metrics["ferplus"] = ferplus_metrics(split.votes, probabilities)
     if args.against:
-        reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta)
         metrics["against"] = {"models": args.against} | paired_comparison(split.labels, probabilities, reference)
         if args.votes:  # the same count against FER+'s majority, on the faces it scores
             from expression.votes import majority
@@ -177,10 +195,41 @@ def main(argv=None):
             print(f"against {' + '.join(args.against)} ({scale}): {c['only_this']} faces right only here, "
                   f"{c['only_reference']} only there: {100 * c['difference']:+.2f} points, "
                   f"standard error {100 * c['standard_error']:.2f}")
+    if curves:
+        print(f"FER+ majority at each neutral-share guard (bias chosen at each on a 0.01 grid; FER2013 at least "
+              f"{args.min_fer2013:.1%}):")
+        if args.against:  # at each guard, both models at their own bias, paired on FER+'s majority
+            from expression.votes import majority
+            truth = majority(split.votes)
+            kept = truth >= 0
+            curves["paired"] = [paired_comparison(truth[kept], shift_neutral(raw_probabilities, a["bias"])[kept],
+                                                  shift_neutral(reference, b["bias"])[kept]) if a and b else None
+                                for (_, a), (_, b) in zip(curves["model"], curves["against"])]
+        print(curve_table(curves, " + ".join(args.model), " + ".join(args.against or [])))
+        metrics["curve"] = {name: [{"max_neutral_share": share} | (row or {}) for share, row in curves[name]]
+                            for name in ("model", "against") if name in curves}
+        if "paired" in curves:
+            metrics["curve"]["paired"] = curves["paired"]
     if args.out:
         write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model,
                                   "neutral_bias": bias})
     return 0
+
+
+def curve_table(curves, name, against):
+    """The guards as rows: FER+ (bias) for the model, and for --against with the paired difference."""
+    import pandas as pd
+
+    def cell(row):
+        return f"{row['ferplus_accuracy']:.2%} ({row['bias']:+.2f})" if row else "no bias meets the guards"
+
+    table = {name: [cell(row) for _, row in curves["model"]]}
+    if "against" in curves:
+        table[against] = [cell(row) for _, row in curves["against"]]
+        table["difference (standard error)"] = [
+            f"{100 * c['difference']:+.2f} ({100 * c['standard_error']:.2f})" if c else "" for c in curves["paired"]]
+    guards = [f"at most {share:.1%}" for share, _ in curves["model"]]
+    return pd.DataFrame(table, index=guards).to_string()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from test_data import make_split
 from expression.data import DataError, Split, load_split
 from expression.labels import EMOTIONS
 from expression.model import build_model, predict_probabilities
-from expression.neutral import choose_bias, fold_bias, shift_neutral
+from expression.neutral import FINE_GRID, choose_bias, fold_bias, guard_curve, shift_neutral
 from expression.votes import (VOTE_COLUMNS, attach_votes, majority, neutral_share, not_a_face, read_votes,
                               vote_distribution, vote_targets)
 
@@ -104,6 +104,21 @@ def test_the_bias_chosen_is_the_most_accurate_within_both_guards():
     assert chosen["neutral_share"] == 0 and chosen["ferplus_accuracy"] == 1.0  # both happy faces freed
     assert shift_neutral(probabilities, chosen["bias"]).argmax(1).tolist() == [6, 6, 3, 3]
     assert choose_bias(probabilities, labels, votes, max_share=0.0, min_fer2013=1.01)[0] is None
+
+
+def test_the_guard_curve_is_choose_bias_at_each_guard_and_never_falls_as_the_guard_loosens():
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(7) * 0.7, 400).astype(np.float32)
+    votes = rng.multinomial(10, [0.12, 0.03, 0.08, 0.2, 0.12, 0.1, 0.3, 0.02, 0.02, 0.01], 400).astype(np.float32)
+    labels = rng.integers(0, 7, 400)
+    shares = (0.05, 0.1, 0.2, 0.3, 1.0)
+    curve = guard_curve(probabilities, labels, votes, shares=shares, min_fer2013=0)
+    assert [share for share, _ in curve] == list(shares)
+    for share, row in curve:
+        assert row == choose_bias(probabilities, labels, votes, max_share=share, min_fer2013=0, grid=FINE_GRID)[0]
+    accuracies = [row["ferplus_accuracy"] for _, row in curve]
+    assert accuracies == sorted(accuracies) and accuracies[-1] > accuracies[0]
+    assert guard_curve(probabilities, labels, votes, shares=shares, min_fer2013=1.01) == [(s, None) for s in shares]
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +223,31 @@ def test_evaluate_chooses_an_ensembles_bias_on_val_and_applies_it_on_test(voted,
     assert "(FER+ majority):" in result.stdout and "(FER2013):" in result.stdout
 
 
+def test_evaluate_curve_compares_two_models_at_each_guard_on_the_same_faces(voted, tmp_path):
+    from expression.model_files import load_model_folder
+    from expression.report import paired_comparison
+    root, out, _ = voted
+    result = run_script("evaluate.py", "--model", out, "--against", ROOT / "models", "--data", root / "val",
+                        "--votes", VOTES, "--curve", "--min-fer2013", "0", "--out", tmp_path / "c.json")
+    assert result.returncode == 0, result.stderr
+    val = attach_votes(load_split(root / "val"), read_votes(VOTES))
+    model, reference = (predict_probabilities(load_model_folder(m)[0], val.images) for m in (out, ROOT / "models"))
+    curve = json.loads((tmp_path / "c.json").read_text())["curve"]
+    truth = majority(val.votes)
+    kept = truth >= 0
+    for (share, mine), (_, theirs), saved_mine, saved_theirs, paired in zip(
+            guard_curve(model, val.labels, val.votes, min_fer2013=0),
+            guard_curve(reference, val.labels, val.votes, min_fer2013=0),
+            curve["model"], curve["against"], curve["paired"]):
+        assert saved_mine == {"max_neutral_share": share} | mine and saved_theirs["bias"] == theirs["bias"]
+        assert paired == paired_comparison(truth[kept], shift_neutral(model, mine["bias"])[kept],
+                                           shift_neutral(reference, theirs["bias"])[kept])
+        assert f"at most {share:.1%}" in result.stdout
+    assert "difference (standard error)" in result.stdout
+
+
 @needs_data
-@pytest.mark.parametrize("case", ["on_test", "no_votes", "both", "unreachable"])
+@pytest.mark.parametrize("case", ["on_test", "no_votes", "both", "unreachable", "curve_on_test", "curve_no_votes"])
 def test_evaluate_bias_options_used_wrongly_are_one_clear_line(case, tmp_path):
     data = make_split(tmp_path / "d" / "val", per_class=2, source="val").parent
     make_split(data / "test", per_class=1, source="test")
@@ -219,6 +257,8 @@ def test_evaluate_bias_options_used_wrongly_are_one_clear_line(case, tmp_path):
         "both": (["--data", data / "val", "--votes", VOTES, "--choose-bias", "--neutral-bias", "0.1"], ["give one"]),
         "unreachable": (["--data", data / "val", "--votes", VOTES, "--choose-bias", "--min-fer2013", "1",
                          "--max-neutral-share", "0"], ["no neutral bias", "loosen a guard"]),
+        "curve_on_test": (["--data", data / "test", "--votes", VOTES, "--curve"], ["select on test", "fer2013/val"]),
+        "curve_no_votes": (["--data", data / "val", "--curve"], ["--curve", "add --votes"]),
     }[case]
     out = tmp_path / "m.json"
     assert_clean_error(run_script("evaluate.py", "--model", ROOT / "models", *args, "--out", out), *expect)
