@@ -122,16 +122,17 @@ def check_paths(args):
     """The source, model and output paths, by the file system alone: a typo is reported at once, before
     TensorFlow's seconds of start-up. Returns what the source is ('camera', 'video' or 'images')."""
     from expression.startup import check_model_paths
-    from expression.sink import check_output, check_writable
+    from expression.sink import check_output, check_plot_path, check_writable
     from expression.source import check_source
 
     check_model_paths(args.model, args.weights, args.labels)
     kind = check_source(args.source)
     if args.output:
         check_output(args.output, kind == "images", inputs_folder(args.source))
-    for path, flag in ((args.log, "--log"), (args.summary, "--summary")):
-        if path:
-            check_writable(path, flag)
+    if args.log:
+        check_writable(args.log, "--log")
+    if args.summary:
+        check_plot_path(args.summary, "--summary")
     return kind
 
 

@@ -37,6 +37,18 @@ def check_writable(path, flag):
         raise SinkError(f"{path}: cannot write there (permission denied); pass {flag} with a writable path")
 
 
+# What --summary's plot can be saved as: formats matplotlib writes (with Pillow, which it brings).
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".webp", ".tif", ".tiff")
+
+
+def check_plot_path(path, flag="--summary"):
+    """Fail before the first frame: a plot needs a writable path named as a picture, not e.g. a .csv."""
+    check_writable(path, flag)
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise SinkError(f"{path}: {flag} draws a picture, and {Path(path).suffix or 'no suffix'} is not one; "
+                        f"name it .png (or {', '.join(PLOT_SUFFIXES[1:])})")
+
+
 def output_is_folder(path):
     """--output names a folder (one annotated image per input image) when it is one or has no suffix."""
     path = Path(path)
@@ -198,7 +210,7 @@ class EmotionTimeline:
     """--summary: each tracked face's emotion over time, plotted when the run ends."""
 
     def __init__(self, path, labels):
-        check_writable(path, "--summary")
+        check_plot_path(path, "--summary")
         self.path, self.labels, self.rows = Path(path), labels, []
 
     def write(self, frame_index, time_s, tracks, source=None):

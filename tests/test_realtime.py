@@ -219,7 +219,8 @@ def test_every_option_says_its_default(script, count):
 @pytest.mark.parametrize("case", ["camera", "not_video", "missing_file", "empty_folder", "missing_model",
                                   "mismatched_weights", "output_folder_missing", "no_display", "camera_no_display",
                                   "output_folder_for_video", "model_without_files", "bad_smooth",
-                                  "missing_labels", "labels_disagree", "summary_folder_missing", "negative_rescan",
+                                  "missing_labels", "labels_disagree", "summary_folder_missing", "summary_not_a_picture",
+                                  "negative_rescan",
                                   "margin_trims_everything", "scale_factor_one", "missing_cascade", "broken_cascade"])
 def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     video = face_video[0]
@@ -268,6 +269,9 @@ def test_bad_input_is_one_clear_line(case, tmp_path, face_video):
     elif case == "summary_folder_missing":
         args += ["--summary", tmp_path / "missing" / "plot.png"]
         expect = ["--summary", "does not exist"]
+    elif case == "summary_not_a_picture":  # matplotlib would raise at the end of the run, the video already gone by
+        args += ["--summary", tmp_path / "emotions.csv"]
+        expect = ["emotions.csv", "--summary draws a picture", ".png"]
     elif case == "negative_rescan":
         args += ["--rescan", "-1"]
         expect = ["--rescan"]
