@@ -322,4 +322,5 @@ def _to_uint8(frame):
         scale = 255.0 / top  # 16-bit and the like
     else:
         scale = 1.0
-    return np.clip(values * scale, 0, 255).astype(np.uint8)
+    # Negatives go to 0 before scaling: -1e308 * 255 would overflow to -inf (and warn) on the way to the same 0.
+    return np.clip(np.maximum(values, 0.0) * scale, 0, 255).astype(np.uint8)
