@@ -22,9 +22,10 @@ from .votes import NEUTRAL, majority, majority_accuracy, neutral_share
 GRID = np.round(np.arange(-2.0, 1.0001, 0.05), 2)  # the biases tried, in log-probability units
 FINE_GRID = np.round(np.arange(-2.0, 1.0001, 0.01), 2)  # for guard_curve's comparisons
 CURVE_SHARES = (0.03, 0.035, 0.04, 0.045, 0.05)  # the guards guard_curve reports
-# The guards a shipped model meets on val: at most 5% of the faces whose FER+ majority is another
-# emotion answered "neutral", and FER2013 accuracy at least 64% (ahead of every peer by 6 points).
-MAX_NEUTRAL_SHARE = 0.05
+# The guards a shipped model meets on val: at most 4% of the faces whose FER+ majority is another
+# emotion answered "neutral" (the goal on test is 5%, and every shipped model's share has risen from
+# val to test, by up to 1 point), and FER2013 accuracy at least 64% (ahead of every peer by 6 points).
+MAX_NEUTRAL_SHARE = 0.04
 MIN_FER2013 = 0.64
 
 
