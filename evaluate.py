@@ -115,7 +115,7 @@ def main(argv=None):
     from expression.data import DataError, check_data_path, data_warnings, load_split, split_name
     from expression.model import ensemble_probabilities
     from expression.model_files import ModelError, load_model_files
-    from expression.neutral import GRID, choose_bias, guard_curve, shift_neutral
+    from expression.neutral import GRID, choose_bias, shift_neutral
     from expression.report import classification_metrics, ferplus_metrics, paired_comparison, write_json
 
     try:
@@ -140,11 +140,12 @@ def main(argv=None):
     labels = orders[0]
     probabilities = ensemble_probabilities(models[:len(args.model)], split.images, tta=args.tta)
     reference = ensemble_probabilities(models[len(args.model):], split.images, tta=args.tta) if args.against else None
-    curves = {}
-    if args.curve:  # on the probabilities as they come: each guard chooses its own bias
-        curves = {name: guard_curve(p, split.labels, split.votes, min_fer2013=args.min_fer2013)
-                  for name, p in (("model", probabilities), ("against", reference)) if p is not None}
-    raw_probabilities = probabilities
+    if args.votes:
+        from expression.votes import majority
+        truth = majority(split.votes)  # FER+'s answer per face, -1 where it scores none
+        kept = truth >= 0
+    # On the probabilities as they come, before any bias below: each guard chooses its own (--curve needs --votes).
+    curves = guard_curves(probabilities, reference, split, truth, args.min_fer2013) if args.curve else None
     bias = args.neutral_bias
     if args.choose_bias:
         chosen, _ = choose_bias(probabilities, split.labels, split.votes, args.max_neutral_share, args.min_fer2013)
@@ -161,9 +162,6 @@ def main(argv=None):
     if args.against:
         metrics["against"] = {"models": args.against} | paired_comparison(split.labels, probabilities, reference)
         if args.votes:  # the same count against FER+'s majority, on the faces it scores
-            from expression.votes import majority
-            truth = majority(split.votes)
-            kept = truth >= 0
             metrics["against"]["ferplus"] = paired_comparison(truth[kept], probabilities[kept], reference[kept])
     per_class = pd.DataFrame(metrics["per_class"]).T
     confusion = pd.DataFrame(metrics["confusion_matrix"]["rows_true_cols_predicted"], index=labels, columns=labels)
@@ -198,22 +196,37 @@ def main(argv=None):
     if curves:
         print(f"FER+ majority at each neutral-share guard (bias chosen at each on a 0.01 grid; FER2013 at least "
               f"{args.min_fer2013:.1%}):")
-        if args.against:  # at each guard, both models at their own bias, paired on FER+'s majority
-            from expression.votes import majority
-            truth = majority(split.votes)
-            kept = truth >= 0
-            curves["paired"] = [paired_comparison(truth[kept], shift_neutral(raw_probabilities, a["bias"])[kept],
-                                                  shift_neutral(reference, b["bias"])[kept]) if a and b else None
-                                for (_, a), (_, b) in zip(curves["model"], curves["against"])]
         print(curve_table(curves, " + ".join(args.model), " + ".join(args.against or [])))
-        metrics["curve"] = {name: [{"max_neutral_share": share} | (row or {}) for share, row in curves[name]]
-                            for name in ("model", "against") if name in curves}
-        if "paired" in curves:
-            metrics["curve"]["paired"] = curves["paired"]
+        metrics["curve"] = curves
     if args.out:
         write_json(args.out, metrics | {"data": str(args.data), "split": name, "tta": args.tta, "models": args.model,
                                   "neutral_bias": bias})
     return 0
+
+
+def guard_curves(probabilities, reference, split, truth, min_fer2013):
+    """--curve: {"model": rows, and with a reference "against": rows, "paired": one comparison per guard}.
+
+    A row per guard of neutral.guard_curve (max_neutral_share, then the chosen bias and its scores, or
+    nothing where no bias meets the guards); "paired" compares the two at their own bias on FER+'s
+    majority (`truth`, -1 where it scores none), or is None at a guard one of them cannot meet.
+    """
+    from expression.neutral import guard_curve, shift_neutral
+    from expression.report import paired_comparison
+
+    def curve(p):
+        return guard_curve(p, split.labels, split.votes, min_fer2013=min_fer2013)
+
+    mine = curve(probabilities)
+    curves = {"model": [{"max_neutral_share": share} | (row or {}) for share, row in mine]}
+    if reference is not None:
+        theirs = curve(reference)
+        curves["against"] = [{"max_neutral_share": share} | (row or {}) for share, row in theirs]
+        kept = truth >= 0
+        curves["paired"] = [paired_comparison(truth[kept], shift_neutral(probabilities, a["bias"])[kept],
+                                              shift_neutral(reference, b["bias"])[kept]) if a and b else None
+                            for (_, a), (_, b) in zip(mine, theirs)]
+    return curves
 
 
 def curve_table(curves, name, against):
@@ -221,14 +234,14 @@ def curve_table(curves, name, against):
     import pandas as pd
 
     def cell(row):
-        return f"{row['ferplus_accuracy']:.2%} ({row['bias']:+.2f})" if row else "no bias meets the guards"
+        return f"{row['ferplus_accuracy']:.2%} ({row['bias']:+.2f})" if "bias" in row else "no bias meets the guards"
 
-    table = {name: [cell(row) for _, row in curves["model"]]}
+    table = {name: [cell(row) for row in curves["model"]]}
     if "against" in curves:
-        table[against] = [cell(row) for _, row in curves["against"]]
+        table[against] = [cell(row) for row in curves["against"]]
         table["difference (standard error)"] = [
             f"{100 * c['difference']:+.2f} ({100 * c['standard_error']:.2f})" if c else "" for c in curves["paired"]]
-    guards = [f"at most {share:.1%}" for share, _ in curves["model"]]
+    guards = [f"at most {row['max_neutral_share']:.1%}" for row in curves["model"]]
     return pd.DataFrame(table, index=guards).to_string()
 
 
