@@ -14,7 +14,8 @@ import numpy as np
 from .labels import EMOTIONS, label_of_folder
 
 IMAGE_SIZE = 48
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+# The picture files OpenCV both reads and writes: face crops to train on, photos to annotate, their outputs.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}  # Kaggle's name for each split
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
@@ -139,7 +140,7 @@ def load_folder(split_dir, workers=4):
     def read(item):
         path, label = item
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            return path, label, None, "not an image file (expected .jpg or .png)"
+            return path, label, None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
         try:
             data = path.read_bytes()
         except OSError as error:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 
+from .data import IMAGE_SUFFIXES
 from .detect import to_gray
 from .draw import label_text
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 ESC = 27
 NO_KEY = -1  # cv2.waitKey when no key was pressed
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import looks_truncated
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from .data import IMAGE_SUFFIXES, looks_truncated
 
 
 class SourceError(Exception):

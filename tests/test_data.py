@@ -58,10 +58,16 @@ def test_bad_files_are_skipped_and_odd_images_converted(tmp_path):
     (root / "fear" / "random.jpg").write_bytes(np.random.default_rng(0).bytes(500))
     colour = cv2.resize(cv2.cvtColor(cv2.imread(str(good)), cv2.COLOR_BGR2RGB), (96, 80))
     cv2.imwrite(str(root / "angry" / "colour.png"), colour)
+    face = cv2.imread(str(good), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(root / "sad" / "face.tif"), face)  # any picture type OpenCV writes is a face to train on
+    cv2.imwrite(str(root / "sad" / "face.webp"), face, [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless
     split = load_split(root)
     reasons = sorted(reason for _, reason in split.skipped)
     assert len(split.skipped) == 3, reasons
-    assert split.converted == 1
+    assert "not an image file (expected .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in reasons
+    assert split.converted == 2  # the colour PNG, and the WebP: WebP has no gray images, so it comes back as colour
+    for name in ("face.tif", "face.webp"):
+        assert (split.images[split.paths.index(str(root / "sad" / name)), ..., 0] == face).all()
     assert split.images.shape[1:] == (48, 48, 1) and split.images.dtype == np.uint8
 
 

@@ -177,6 +177,17 @@ def test_model_json_gives_the_same_faces_as_its_folder(face_video, headless_run,
     assert faces(read_log(tmp_path / "log.csv")) == faces(read_log(headless_run[0] / "log.csv"))
 
 
+def test_a_webp_picture_is_annotated_as_a_webp_picture(detectable_faces, tmp_path):
+    folder = write_face_images(detectable_faces[:1], tmp_path / "photos")
+    photo = tmp_path / "photo.webp"
+    cv2.imwrite(str(photo), cv2.imread(str(folder / "0.png")))
+    result = run_script("realtime.py", "--source", photo, "--no-display", "--output", tmp_path / "out.webp",
+                        "--log", tmp_path / "log.csv", *MODEL_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "out.webp")).shape == (360, 480, 3)  # a picture, not a failed video
+    assert read_log(tmp_path / "log.csv")[0]["source"] == "photo.webp"
+
+
 def test_file_with_an_output_and_no_screen_runs_without_a_window(detectable_faces, tmp_path):
     folder = write_face_images(detectable_faces[:1], tmp_path / "photos")
     result = run_script("realtime.py", "--source", folder / "0.png", "--output", tmp_path / "out.png", *MODEL_ARGS,
