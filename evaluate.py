@@ -215,17 +215,17 @@ def guard_curves(probabilities, reference, split, truth, min_fer2013):
     from expression.report import paired_comparison
 
     def curve(p):
-        return guard_curve(p, split.labels, split.votes, min_fer2013=min_fer2013)
+        return [{"max_neutral_share": share} | (row or {})
+                for share, row in guard_curve(p, split.labels, split.votes, min_fer2013=min_fer2013)]
 
-    mine = curve(probabilities)
-    curves = {"model": [{"max_neutral_share": share} | (row or {}) for share, row in mine]}
+    curves = {"model": curve(probabilities)}
     if reference is not None:
-        theirs = curve(reference)
-        curves["against"] = [{"max_neutral_share": share} | (row or {}) for share, row in theirs]
+        curves["against"] = curve(reference)
         kept = truth >= 0
         curves["paired"] = [paired_comparison(truth[kept], shift_neutral(probabilities, a["bias"])[kept],
-                                              shift_neutral(reference, b["bias"])[kept]) if a and b else None
-                            for (_, a), (_, b) in zip(mine, theirs)]
+                                              shift_neutral(reference, b["bias"])[kept])
+                            if "bias" in a and "bias" in b else None
+                            for a, b in zip(curves["model"], curves["against"])]
     return curves
 
 
