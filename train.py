@@ -317,7 +317,8 @@ def train(args, out):
         neutral, _ = choose_bias(predict_probabilities(model, val.images), val.labels, val.votes, *guards)
         if neutral is None:
             print(f"note: no neutral bias keeps val's neutral share at most {guards[0]:.1%} with FER2013 "
-                  f"at least {guards[1]:.1%}; the model is saved as trained (calibrate.py can loosen the guards)")
+                  f"at least {guards[1]:.1%} in any epoch; kept epoch {state['best_epoch']}, the best at FER+ "
+                  "val without them, with no bias folded in (calibrate.py can loosen the guards)")
         else:
             fold_bias(model, neutral["bias"])
 

@@ -204,9 +204,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         with _interrupts_deferred():  # one epoch's files and state are written whole or not at all
             state["seconds"] += seconds
             state["epochs_done"] = epoch + 1
-            # With votes: FER+ majority at the best neutral bias within the guards; else FER2013 accuracy.
-            chosen_on = "val_ferplus_guarded" if "val_ferplus_guarded" in row else "val_accuracy"
-            if row[chosen_on] > state["best_val_accuracy"]:
+            chosen_on = kept_on(row)
+            if beats_best(row, state):
                 state.update(best_val_accuracy=row[chosen_on], best_epoch=epoch + 1, chosen_on=chosen_on)
                 atomic_write(_pending(folder / BEST, epoch + 1),
                              lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
@@ -222,6 +221,28 @@ class RunCheckpoint(keras.callbacks.Callback):
             # best.weights.h5 only once it counts them (see _promote_pending).
             atomic_write_text(folder / STATE, json.dumps(state, indent=2))
             _promote_pending(folder, state["epochs_done"])
+
+
+def kept_on(row):
+    """The score an epoch's history row is kept on: FER2013 val accuracy; with votes, FER+ majority at
+    the best neutral bias within the guards, or, where no bias meets them, FER+ majority at bias 0."""
+    if "val_ferplus_guarded" not in row:
+        return "val_accuracy"
+    return "val_ferplus_guarded" if row["val_ferplus_guarded"] > 0 else "val_ferplus"
+
+
+def beats_best(row, state):
+    """Whether this epoch replaces the best so far. An epoch within the guards beats every epoch
+    outside them, whatever its FER+; among epochs outside them the best FER+ wins, so a run whose
+    guards never hold (a short run from random weights answers neutral too often) keeps its best
+    epoch, not its first."""
+    best_on = state.get("chosen_on")
+    if best_on == "val_ferplus_guarded" and state["best_val_accuracy"] <= 0:
+        best_on = "val_ferplus"  # a checkpoint written before this rule scored unmet guards as 0
+    chosen_on = kept_on(row)
+    if best_on is not None and (best_on == "val_ferplus_guarded") != (chosen_on == "val_ferplus_guarded"):
+        return chosen_on == "val_ferplus_guarded"
+    return row[chosen_on] > state["best_val_accuracy"]
 
 
 def _validate(model, val, config=None):

@@ -103,3 +103,38 @@ def test_a_run_killed_outright_mid_checkpoint_resumes_to_the_uninterrupted_resul
     assert int(keras.models.load_model(folder / "last.keras").optimizer.iterations) == steps * 3
     for a, b in zip(clean.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _kept_epoch(rows, state=None, first=0):
+    """The epoch (from 1) fit keeps from these history rows (epochs first, first + 1, ...), by its rule."""
+    state = state or {"best_epoch": 0, "best_val_accuracy": -1.0}
+    for epoch, row in enumerate(rows, start=first):
+        if fit_module.beats_best(row, state):
+            state.update(best_val_accuracy=row[fit_module.kept_on(row)], best_epoch=epoch + 1,
+                         chosen_on=fit_module.kept_on(row))
+    return state["best_epoch"]
+
+
+def voted_row(guarded, ferplus):
+    return {"val_accuracy": 0.5, "val_ferplus": ferplus, "val_ferplus_guarded": guarded}
+
+
+def test_a_run_whose_guards_never_hold_keeps_its_best_ferplus_epoch_not_its_first():
+    """A 45-epoch run from random weights never met the guards and used to ship its first epoch (11.6% val)."""
+    assert _kept_epoch([voted_row(0, 0.13), voted_row(0, 0.78), voted_row(0, 0.76)]) == 2
+
+
+def test_an_epoch_within_the_guards_beats_every_epoch_outside_them():
+    rows = [voted_row(0, 0.80), voted_row(0.74, 0.77), voted_row(0, 0.82), voted_row(0.75, 0.76), voted_row(0.745, 0.79)]
+    assert _kept_epoch(rows) == 4
+
+
+def test_a_checkpoint_that_scored_unmet_guards_as_zero_resumes_to_the_best_ferplus_epoch():
+    old_state = {"best_epoch": 1, "best_val_accuracy": 0.0, "chosen_on": "val_ferplus_guarded"}
+    assert _kept_epoch([voted_row(0, 0.6)], old_state, first=1) == 2
+    old_state = {"best_epoch": 3, "best_val_accuracy": 0.75, "chosen_on": "val_ferplus_guarded"}
+    assert _kept_epoch([voted_row(0, 0.9)], old_state, first=3) == 3
+
+
+def test_without_votes_the_best_fer2013_val_epoch_is_kept():
+    assert _kept_epoch([{"val_accuracy": a} for a in (0.3, 0.6, 0.5)]) == 2
