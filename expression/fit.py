@@ -204,9 +204,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         with _interrupts_deferred():  # one epoch's files and state are written whole or not at all
             state["seconds"] += seconds
             state["epochs_done"] = epoch + 1
-            chosen_on = kept_on(row)
-            if beats_best(row, state):
-                state.update(best_val_accuracy=row[chosen_on], best_epoch=epoch + 1, chosen_on=chosen_on)
+            if keep_if_best(state, row, epoch + 1):
                 atomic_write(_pending(folder / BEST, epoch + 1),
                              lambda tmp: save_staged(tmp, ".weights.h5", self.model.save_weights))
             if self.config.ema:
@@ -231,18 +229,21 @@ def kept_on(row):
     return "val_ferplus_guarded" if row["val_ferplus_guarded"] > 0 else "val_ferplus"
 
 
-def beats_best(row, state):
-    """Whether this epoch replaces the best so far. An epoch within the guards beats every epoch
-    outside them, whatever its FER+; among epochs outside them the best FER+ wins, so a run whose
-    guards never hold (a short run from random weights answers neutral too often) keeps its best
-    epoch, not its first."""
-    best_on = state.get("chosen_on")
-    if best_on == "val_ferplus_guarded" and state["best_val_accuracy"] <= 0:
-        best_on = "val_ferplus"  # a checkpoint written before this rule scored unmet guards as 0
+def _rank(chosen_on, score):
+    """(within the guards, score): an epoch within the guards outranks every epoch outside them.
+    A checkpoint written before this rule stored unmet guards as a guarded score of 0."""
+    return (chosen_on == "val_ferplus_guarded" and score > 0, score)
+
+
+def keep_if_best(state, row, epoch):
+    """Record `epoch` (from 1) as the best in `state` if its history row outranks the best so far; True if
+    it does. Among epochs outside the guards the best FER+ wins, so a run whose guards never hold (a
+    short run from random weights answers neutral too often) keeps its best epoch, not its first."""
     chosen_on = kept_on(row)
-    if best_on is not None and (best_on == "val_ferplus_guarded") != (chosen_on == "val_ferplus_guarded"):
-        return chosen_on == "val_ferplus_guarded"
-    return row[chosen_on] > state["best_val_accuracy"]
+    if _rank(chosen_on, row[chosen_on]) <= _rank(state.get("chosen_on"), state["best_val_accuracy"]):
+        return False
+    state.update(best_val_accuracy=row[chosen_on], best_epoch=epoch, chosen_on=chosen_on)
+    return True
 
 
 def _validate(model, val, config=None):

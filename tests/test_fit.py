@@ -109,9 +109,7 @@ def _kept_epoch(rows, state=None, first=0):
     """The epoch (from 1) fit keeps from these history rows (epochs first, first + 1, ...), by its rule."""
     state = state or {"best_epoch": 0, "best_val_accuracy": -1.0}
     for epoch, row in enumerate(rows, start=first):
-        if fit_module.beats_best(row, state):
-            state.update(best_val_accuracy=row[fit_module.kept_on(row)], best_epoch=epoch + 1,
-                         chosen_on=fit_module.kept_on(row))
+        fit_module.keep_if_best(state, row, epoch + 1)
     return state["best_epoch"]
 
 
