@@ -64,6 +64,10 @@ def parse_args(argv=None):
                    help="distil these model folders (emotion.json + weights): the targets mix their mean 10-view "
                         "TTA probabilities, an ensemble's, with the true labels (default: none)")
     p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
+    p.add_argument("--consistent", action="store_true",
+                   help="with --teacher, the teachers score each augmented batch the student sees, instead of "
+                        "their 10-view TTA on the clean faces computed once (consistent teaching; one forward "
+                        "pass per teacher per batch, default: off)")
     p.add_argument("--votes", default=None, metavar="CSV",
                    help="FER+'s votes.csv (ten annotators per face, e.g. ../shared/ferplus/votes.csv): train each "
                         "face on its vote distribution mixed with its FER2013 label, leave out faces most "
@@ -208,6 +212,8 @@ def train(args, out):
         return fail(f"--ema {args.ema}: give a momentum from 0 (off) to below 1, e.g. 0.999")
     if not 0 <= args.teacher_weight <= 1:
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
+    if args.consistent and not args.teacher and not state:
+        return fail("--consistent changes how teachers teach: pass --teacher DIR too, or drop --consistent")
     if not 0 <= args.votes_weight <= 1:
         return fail(f"--votes-weight {args.votes_weight}: give a share between 0 and 1, e.g. 0.7")
     if not (0 <= args.max_neutral_share <= 1 and 0 <= args.min_fer2013 <= 1):
@@ -280,7 +286,8 @@ def train(args, out):
                        label_smoothing=args.label_smoothing, patience=args.patience, seed=args.seed,
                        erase=args.erase, robust=args.robust, jpeg=args.jpeg, mixup=args.mixup,
                        class_weight=args.class_weight,
-                       teacher=args.teacher, teacher_weight=args.teacher_weight, ema=args.ema,
+                       teacher=args.teacher, teacher_weight=args.teacher_weight, consistent=args.consistent,
+                       ema=args.ema,
                        votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature,
                        max_neutral_share=args.max_neutral_share, min_fer2013=args.min_fer2013)
     if args.mixed_precision:

@@ -6,8 +6,8 @@ smooths out the last steps' noise; each epoch is validated, and the best kept, o
 Training is Keras' own model.fit, so it runs on any backend and under any distribution
 strategy (see distribute.py). A run lives in a checkpoint folder: `last.keras` (model +
 optimizer state, written after every epoch), `best.weights.h5` (the best validation epoch
-so far), `state.json`, `history.csv` and, when distilling, `teachers.npz` (the teachers'
-probabilities, minutes of work, reused while they still match). Resuming reloads
+so far), `state.json`, `history.csv` and, when distilling with fixed targets, `teachers.npz`
+(the teachers' probabilities, minutes of work, reused while they still match). Resuming reloads
 `last.keras`; because each epoch's shuffle and augmentation are seeded by (seed, epoch), a
 resumed run sees the same batches an uninterrupted one would. An epoch's model files are
 first written as pending files named for their epoch and take their real names only after
@@ -31,7 +31,7 @@ from .labels import EMOTIONS
 from .model import predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 from .neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias
-from .targets import balanced_class_weights, training_targets
+from .targets import balanced_class_weights, teach_batch, training_targets
 from .votes import majority, majority_accuracy, neutral_share
 
 LAST = "last.keras"
@@ -58,6 +58,7 @@ class FitConfig:
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
     teacher: list = None  # model folders whose mean 10-view TTA probabilities become part of the targets
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
+    consistent: bool = False  # the teachers score each augmented batch the student sees, not the clean faces once
     ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
     votes: str = None  # FER+ votes.csv: train on each face's vote distribution, keep the best FER+ val epoch (votes.py)
     votes_weight: float = 0.7  # share of each target that is the vote distribution; the rest is the FER2013 label
@@ -75,14 +76,15 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled, augmented batches; the epoch counter makes every epoch reproducible.
 
     drop_last leaves out the short last batch, for data-parallel runs that split every
-    batch evenly among devices.
+    batch evenly among devices. With `teachers`, each batch's targets are mixed with the
+    teachers' answer on that batch's augmented images (consistent teaching, targets.teach_batch).
     """
 
     def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False,
-                 jpeg=0.0, mixup=0.0):
+                 jpeg=0.0, mixup=0.0, teachers=(), teacher_weight=0.5):
         super().__init__()
         self.images, self.targets, self.erase, self.robust, self.jpeg = images, targets, erase, robust, jpeg
-        self.mixup = mixup
+        self.mixup, self.teachers, self.teacher_weight = mixup, teachers, teacher_weight
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -98,7 +100,10 @@ class AugmentedBatches(keras.utils.PyDataset):
         take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         images = augment(self.images[take], rng, erase=self.erase, robust=self.robust, jpeg=self.jpeg)
-        return mixup(images, self.targets[take], rng, self.mixup)
+        images, targets = mixup(images, self.targets[take], rng, self.mixup)
+        if self.teachers:
+            targets = teach_batch(self.teachers, images, targets, self.teacher_weight)
+        return images, targets
 
     def on_epoch_end(self):  # called by model.fit
         self.epoch += 1
@@ -131,7 +136,8 @@ def read_state(folder):
 def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teachers=()):
     """Train (or resume) in `folder`; returns (model with the best-val weights, state).
 
-    `teachers`, the loaded models of config.teacher, are distilled into `model` (see training_targets).
+    `teachers`, the loaded models of config.teacher, are distilled into `model`: through fixed targets
+    (training_targets), or with config.consistent through each augmented batch (teach_batch).
 
     Raises Interrupted on Ctrl-C or SIGTERM, after the last finished epoch is on disk.
     """
@@ -152,12 +158,14 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)
         _promote_pending(folder, 0)  # no epoch counted yet: an earlier run's pending files all go
-    targets = training_targets(train.labels, teachers, train.images, config.teacher_weight,
+    fixed, consistent = ((), teachers) if config.consistent else (teachers, ())
+    targets = training_targets(train.labels, fixed, train.images, config.teacher_weight,
                                train.votes if config.votes else None, config.votes_weight, config.votes_temperature,
                                cache=folder / TEACHERS)
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
-                               jpeg=config.jpeg, mixup=config.mixup)
+                               jpeg=config.jpeg, mixup=config.mixup, teachers=consistent,
+                               teacher_weight=config.teacher_weight)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

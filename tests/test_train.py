@@ -187,7 +187,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
                                   "second_teacher_missing",
-                                  "teacher_weight", "teacher_labels", "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source",
+                                  "teacher_weight", "teacher_labels", "consistent_alone", "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source",
                                   "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
@@ -229,6 +229,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
             (teacher / "labels.json").read_text())["labels"])}))
         args += ["--teacher", teacher]
         expect = ["--teacher", "not FER2013's", "written by train.py"]
+    elif case == "consistent_alone":  # consistent teaching without a teacher would silently train without one
+        args += ["--consistent"]
+        expect = ["--consistent", "--teacher"]
     elif case == "bad_jpeg":
         args += ["--jpeg", "2"]
         expect = ["--jpeg", "between 0 and 1"]
@@ -556,6 +559,43 @@ def test_training_batches_are_mixed_only_when_asked_and_the_same_each_time():
     first, again = mixed[1], mixed[1]
     np.testing.assert_array_equal(first[0], again[0])  # seeded by (seed, epoch, batch): a resumed run sees it too
     assert (first[1].max(1) < 0.99).any() and not np.array_equal(first[0], plain[0])
+
+
+def test_consistent_teachers_score_the_very_pixels_each_batch_trains_on():
+    from expression.fit import AugmentedBatches
+    from expression.model import build_model, ensemble_probabilities, tta_probabilities
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (24, 48, 48, 1)).astype(np.uint8)
+    truth = np.eye(7, dtype=np.float32)[np.arange(24) % 7]
+    keras.utils.set_random_seed(4)
+    teachers = [build_model(width=4), build_model(width=8)]
+    taught = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, mixup=0.4, teachers=teachers,
+                              teacher_weight=0.7)
+    plain = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, mixup=0.4)
+    for index in range(len(taught)):
+        (pixels, targets), (same_pixels, mixed_truth) = taught[index], plain[index]
+        np.testing.assert_array_equal(pixels, same_pixels)  # teaching changes the targets, never the images
+        expected = 0.7 * ensemble_probabilities(teachers, pixels) + 0.3 * mixed_truth
+        np.testing.assert_allclose(targets, expected, atol=1e-5)
+        assert targets.dtype == np.float32
+        np.testing.assert_allclose(targets.sum(1), 1, atol=1e-5)
+    # What makes it consistent: the teachers' answer on the augmented view, not their TTA on the clean face.
+    clean = tta_probabilities(teachers[0], images[plain.order[:8]])
+    assert not np.allclose(ensemble_probabilities(teachers[:1], taught[0][0]), clean, atol=1e-3)
+
+
+@needs_data
+def test_consistent_teaching_trains_on_the_teachers_without_a_precomputed_file(small_data, tmp_path):
+    losses = {}
+    for flags in ([], ["--teacher", ROOT / "models", "--teacher-weight", "0.8", "--consistent"]):
+        out = tmp_path / ("consistent" if flags else "alone")
+        result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "1", "--batch-size", "32",
+                            "--width", "8", "--quiet", "--seed", "3", *flags)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((out / "metrics.json").read_text())["config"]["consistent"] is bool(flags)
+        assert not (out / "checkpoint" / "teachers.npz").exists()  # nothing is computed ahead
+        losses[bool(flags)] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
+    assert losses[True] != pytest.approx(losses[False], rel=1e-2)  # the teacher's answers were trained on
 
 
 @needs_data
