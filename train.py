@@ -66,8 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each target (default: 0.5)")
     p.add_argument("--consistent", action="store_true",
                    help="with --teacher, the teachers score each augmented batch the student sees, instead of "
-                        "their 10-view TTA on the clean faces computed once (consistent teaching; one forward "
-                        "pass per teacher per batch, default: off)")
+                        "their 10-view TTA on the clean faces computed once: consistent teaching, at one "
+                        "forward pass per teacher per batch (default: off)")
     p.add_argument("--votes", default=None, metavar="CSV",
                    help="FER+'s votes.csv (ten annotators per face, e.g. ../shared/ferplus/votes.csv): train each "
                         "face on its vote distribution mixed with its FER2013 label, leave out faces most "
