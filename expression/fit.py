@@ -56,7 +56,7 @@ class FitConfig:
     jpeg: float = 0.0  # share of training images JPEG re-encoded at a random quality (augment.py)
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs (augment.py); 0 = off
     class_weight: bool = False  # weight each emotion's loss by 1 / its share of the training images
-    teacher: list = None  # model folders whose mean 10-view TTA probabilities become part of the targets
+    teacher: list = None  # model folders whose mean probabilities become part of the targets (10-view TTA, once)
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
     consistent: bool = False  # the teachers score each augmented batch the student sees, not the clean faces once
     ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
