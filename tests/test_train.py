@@ -186,9 +186,8 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @needs_data
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
-                                  "second_teacher_missing",
-                                  "teacher_weight", "teacher_labels", "consistent_alone", "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source",
-                                  "grow_mismatch", "grow_shallower"])
+                                  "second_teacher_missing", "teacher_weight", "teacher_labels", "consistent_alone",
+                                  "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source", "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
