@@ -10,6 +10,12 @@ FER2013 train folder, with flip/shift/rotate/zoom augmentation:
   augmentation layers, fed to model.fit, as the popular FER repos do (ImageDataGenerator,
   their older choice, is gone from Keras 3).
 The first steps of each are a warm-up (tracing, file cache) and are not timed.
+
+    python bench/train_throughput.py --teachers models /work/runs/a /work/runs/b
+
+times instead what consistent teaching (train.py --consistent) adds to every batch: the teachers'
+mean probabilities on a batch of 64 faces, called eagerly (expression.model.ensemble_probabilities)
+beside one compiled call (expression.model.ensemble_function, what training uses), alternating.
 """
 import argparse
 import os
@@ -27,7 +33,8 @@ from expression.data import load_split  # noqa: E402
 from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
 from expression.targets import training_targets  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
-from expression.model import build_model  # noqa: E402
+from expression.model import build_model, ensemble_function, ensemble_probabilities  # noqa: E402
+from expression.model_files import load_model_folder  # noqa: E402
 
 WARMUP = 5
 
@@ -65,14 +72,37 @@ def usual(train_dir, steps, config):
     return steps * config.batch_size / (time.perf_counter() - tick)
 
 
+def teacher_call(train_dir, folders, repeats=15, batch_size=64):
+    """Median seconds per batch of the teachers' answer: (eager, compiled)."""
+    teachers = [load_model_folder(folder)[0] for folder in folders]
+    images = load_split(train_dir).images[:batch_size].astype("float32")
+    compiled = ensemble_function(teachers)
+    assert abs(compiled(images) - ensemble_probabilities(teachers, images)).max() < 1e-4  # same answer
+    eager, traced = [], []
+    for _ in range(repeats):
+        for call, times in ((lambda: ensemble_probabilities(teachers, images), eager),
+                            (lambda: compiled(images), traced)):
+            tick = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - tick)
+    return sorted(eager)[repeats // 2], sorted(traced)[repeats // 2]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "fer2013"))
     p.add_argument("--steps", type=int, default=60, help="timed batches of 64 for each pipeline")
+    p.add_argument("--teachers", nargs="+", metavar="DIR",
+                   help="time the teachers' call per batch instead (model folders, as train.py --teacher)")
     args = p.parse_args()
     train_dir = Path(args.data) / "train"
     if not train_dir.is_dir():
         sys.exit(f"train_throughput.py: error: {train_dir} not found; pass --data DIR with DIR/train/<emotion>/")
+    if args.teachers:
+        eager, compiled = teacher_call(train_dir, args.teachers)
+        print(f"{len(args.teachers)} teachers on a batch of 64: eager {eager * 1e3:.0f} ms, "
+              f"compiled {compiled * 1e3:.0f} ms, ratio {eager / compiled:.2f}x, {os.cpu_count()} CPU cores")
+        return
     config = FitConfig()
     ours, load_seconds = recipe(train_dir, args.steps, config)
     print(f"recipe (in memory, OpenCV warps, PyDataset + fit): {ours:6.1f} images/s "

@@ -28,7 +28,7 @@ import numpy as np
 
 from .augment import augment, mixup
 from .labels import EMOTIONS
-from .model import predict_probabilities
+from .model import ensemble_function, predict_probabilities
 from .model_files import atomic_write, atomic_write_text, save_staged
 from .neutral import MAX_NEUTRAL_SHARE, MIN_FER2013, choose_bias
 from .targets import balanced_class_weights, teach_batch, training_targets
@@ -84,7 +84,8 @@ class AugmentedBatches(keras.utils.PyDataset):
                  jpeg=0.0, mixup=0.0, teachers=(), teacher_weight=0.5):
         super().__init__()
         self.images, self.targets, self.erase, self.robust, self.jpeg = images, targets, erase, robust, jpeg
-        self.mixup, self.teachers, self.teacher_weight = mixup, teachers, teacher_weight
+        self.mixup, self.teacher_weight = mixup, teacher_weight
+        self.teach = ensemble_function(teachers) if teachers else None
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -101,8 +102,8 @@ class AugmentedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         images = augment(self.images[take], rng, erase=self.erase, robust=self.robust, jpeg=self.jpeg)
         images, targets = mixup(images, self.targets[take], rng, self.mixup)
-        if self.teachers:
-            targets = teach_batch(self.teachers, images, targets, self.teacher_weight)
+        if self.teach is not None:
+            targets = teach_batch(self.teach, images, targets, self.teacher_weight)
         return images, targets
 
     def on_epoch_end(self):  # called by model.fit

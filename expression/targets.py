@@ -38,7 +38,7 @@ def training_targets(labels, teachers=(), images=None, teacher_weight=0.5, votes
     return teacher_weight * soft + (1 - teacher_weight) * truth
 
 
-def teach_batch(teachers, images, truth, teacher_weight):
+def teach_batch(teach, images, truth, teacher_weight):
     """Consistent teaching: the targets of one augmented batch, the teachers' mean probabilities on
     these very pixels (flipped, warped, degraded, erased, blended) mixed with the batch's `truth`.
 
@@ -46,9 +46,10 @@ def teach_batch(teachers, images, truth, teacher_weight):
     the student is shown; where an erased patch hides the mouth or a low-resolution copy blurs it,
     the two disagree. Beyer et al. (2022, "Knowledge distillation: a good teacher is patient and
     consistent") find students learn markedly more when teacher and student see the same view.
-    It costs one forward pass per teacher per batch and needs no precomputed file.
+    It costs one forward pass per teacher per batch and needs no precomputed file. `teach` is the
+    teachers' mean as one call (model.ensemble_function).
     """
-    soft = ensemble_probabilities(teachers, images)
+    soft = teach(images)
     return (teacher_weight * soft + (1 - teacher_weight) * truth).astype(np.float32)
 
 
