@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-from conftest import assert_clean_error, needs_data, run_script
+from conftest import ROOT, assert_clean_error, needs_data, run_script
+from test_data import make_split
 
 
 @needs_data
@@ -69,3 +70,12 @@ def test_arch_cost_prints_each_architecture_beside_the_first():
 
 def test_arch_cost_bad_convs_is_one_clear_line():
     assert_clean_error(run_script("bench/arch_cost.py", "--convs", "1232,12x"), "--convs", "one digit 1-9 per stage")
+
+
+@needs_data
+def test_teacher_call_prints_the_eager_and_the_compiled_call_and_their_ratio(tmp_path):
+    make_split(tmp_path / "train", per_class=10)
+    result = run_script("bench/train_throughput.py", "--data", tmp_path, "--teachers", ROOT / "models", ROOT / "models")
+    assert result.returncode == 0, result.stderr  # the script also checks that both calls give the same answer
+    found = re.search(r"2 teachers on a batch of 64: eager (\d+) ms, compiled (\d+) ms, ratio ([\d.]+)x", result.stdout)
+    assert found and int(found.group(1)) > 0 and int(found.group(2)) > 0, result.stdout
