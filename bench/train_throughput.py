@@ -11,7 +11,7 @@ FER2013 train folder, with flip/shift/rotate/zoom augmentation:
   their older choice, is gone from Keras 3).
 The first steps of each are a warm-up (tracing, file cache) and are not timed.
 
-    python bench/train_throughput.py --teachers models /work/runs/a /work/runs/b
+    python bench/train_throughput.py --teachers models runs/a runs/b
 
 times instead what consistent teaching (train.py --consistent) adds to every batch: the teachers'
 mean probabilities on a batch of 64 faces, called eagerly (expression.model.ensemble_probabilities)
