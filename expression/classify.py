@@ -64,19 +64,13 @@ class EmotionClassifier:
     def probabilities(self, crops):
         if len(crops) == 0:
             return np.zeros((0, self.classes), np.float32)
-        out = self._forward(crops)
-        if self.engine == "keras":
-            import keras
-            out = keras.ops.convert_to_numpy(out)
-        return np.asarray(out, np.float32)
+        return np.asarray(self._forward(crops), np.float32)
 
 
 def _compile(model):
     import keras
 
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-        # One trace for any number of faces: the batch dimension is left open.
-        spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
-        return tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+        from .model import ensemble_function
+        return ensemble_function([model])  # one trace for any number of faces: the batch size is left open
     return model.predict_on_batch  # jitted by Keras on other backends
