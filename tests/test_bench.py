@@ -79,3 +79,10 @@ def test_teacher_call_prints_the_eager_and_the_compiled_call_and_their_ratio(tmp
     assert result.returncode == 0, result.stderr  # the script also checks that both calls give the same answer
     found = re.search(r"2 teachers on a batch of 64: eager (\d+) ms, compiled (\d+) ms, ratio ([\d.]+)x", result.stdout)
     assert found and int(found.group(1)) > 0 and int(found.group(2)) > 0, result.stdout
+
+
+@needs_data
+def test_teacher_call_with_too_few_faces_is_one_clear_line(tmp_path):
+    make_split(tmp_path / "train", per_class=2)  # 14 faces, and the call times a batch of 64
+    result = run_script("bench/train_throughput.py", "--data", tmp_path, "--teachers", ROOT / "models")
+    assert_clean_error(result, "fewer than 64 readable faces")
