@@ -68,6 +68,10 @@ def parse_args(argv=None):
                    help="with --teacher, the teachers score each augmented batch the student sees, instead of "
                         "their 10-view TTA on the clean faces computed once: consistent teaching, at one "
                         "forward pass per teacher per batch (default: off)")
+    p.add_argument("--mirror-teachers", action="store_true",
+                   help="with --consistent, the teachers also score the mirror image of each augmented batch and "
+                        "the two answers are averaged: a flip-TTA teacher on the student's own view, at twice "
+                        "the teachers' cost (default: off)")
     p.add_argument("--votes", default=None, metavar="CSV",
                    help="FER+'s votes.csv (ten annotators per face, e.g. ../shared/ferplus/votes.csv): train each "
                         "face on its vote distribution mixed with its FER2013 label, leave out faces most "
@@ -214,6 +218,9 @@ def train(args, out):
         return fail(f"--teacher-weight {args.teacher_weight}: give a share between 0 and 1, e.g. 0.5")
     if args.consistent and not args.teacher and not state:
         return fail("--consistent changes how teachers teach: pass --teacher DIR too, or drop --consistent")
+    if args.mirror_teachers and not args.consistent and not state:
+        return fail("--mirror-teachers mirrors what consistent teachers see (fixed teachers already score "
+                    "mirror images in their TTA): pass --consistent too, or drop --mirror-teachers")
     if not 0 <= args.votes_weight <= 1:
         return fail(f"--votes-weight {args.votes_weight}: give a share between 0 and 1, e.g. 0.7")
     if not (0 <= args.max_neutral_share <= 1 and 0 <= args.min_fer2013 <= 1):
@@ -287,6 +294,7 @@ def train(args, out):
                        erase=args.erase, robust=args.robust, jpeg=args.jpeg, mixup=args.mixup,
                        class_weight=args.class_weight,
                        teacher=args.teacher, teacher_weight=args.teacher_weight, consistent=args.consistent,
+                       mirror_teachers=args.mirror_teachers,
                        ema=args.ema,
                        votes=args.votes, votes_weight=args.votes_weight, votes_temperature=args.votes_temperature,
                        max_neutral_share=args.max_neutral_share, min_fer2013=args.min_fer2013)

@@ -59,6 +59,7 @@ class FitConfig:
     teacher: list = None  # model folders whose mean probabilities become part of the targets (10-view TTA, once)
     teacher_weight: float = 0.5  # share of the target that is the teacher's; the rest is the true label
     consistent: bool = False  # the teachers score each augmented batch the student sees, not the clean faces once
+    mirror_teachers: bool = False  # with consistent: they score each batch and its mirror image, and average the two
     ema: float = 0.0  # momentum of the weights' moving average, validated and kept instead of the raw weights; 0 = off
     votes: str = None  # FER+ votes.csv: train on each face's vote distribution, keep the best FER+ val epoch (votes.py)
     votes_weight: float = 0.7  # share of each target that is the vote distribution; the rest is the FER2013 label
@@ -77,15 +78,16 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     drop_last leaves out the short last batch, for data-parallel runs that split every
     batch evenly among devices. With `teachers`, each batch's targets are mixed with the
-    teachers' answer on that batch's augmented images (consistent teaching, targets.teach_batch).
+    teachers' answer on that batch's augmented images (consistent teaching, targets.teach_batch),
+    with `mirror_teachers` their mean answer on those images and their mirror images.
     """
 
     def __init__(self, images, targets, batch_size, seed, erase, first_epoch=0, drop_last=False, robust=False,
-                 jpeg=0.0, mixup=0.0, teachers=(), teacher_weight=0.5):
+                 jpeg=0.0, mixup=0.0, teachers=(), teacher_weight=0.5, mirror_teachers=False):
         super().__init__()
         self.images, self.targets, self.erase, self.robust, self.jpeg = images, targets, erase, robust, jpeg
         self.mixup, self.teacher_weight = mixup, teacher_weight
-        self.teach = ensemble_function(teachers) if teachers else None
+        self.teach = ensemble_function(teachers, mirror_teachers) if teachers else None
         self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.drop_last = drop_last
         self._order()
@@ -166,7 +168,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
     batches = AugmentedBatches(train.images, targets, config.batch_size, config.seed, config.erase,
                                first_epoch=state["epochs_done"], drop_last=drop_last, robust=config.robust,
                                jpeg=config.jpeg, mixup=config.mixup, teachers=consistent,
-                               teacher_weight=config.teacher_weight)
+                               teacher_weight=config.teacher_weight, mirror_teachers=config.mirror_teachers)
     if state["epochs_done"] == 0:
         keras.utils.set_random_seed(config.seed)
         compile_model(model, config, len(batches))

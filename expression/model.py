@@ -83,8 +83,9 @@ def ensemble_probabilities(models, images, tta=False):
     return np.mean([predict(model, images) for model in models], axis=0)
 
 
-def ensemble_function(models):
-    """f(images) -> (N, 7) float32: what ensemble_probabilities computes, in one compiled call.
+def ensemble_function(models, mirror=False):
+    """f(images) -> (N, 7) float32: what ensemble_probabilities computes, in one compiled call; with
+    `mirror`, the mean over each image and its mirror image too (twice the work).
 
     Consistent teaching calls the teachers on every training batch. Called eagerly, Keras dispatches
     each layer of each teacher from Python; traced once into one TensorFlow graph (the batch size left
@@ -93,10 +94,20 @@ def ensemble_function(models):
     with its one model (classify.py). Other backends get the eager mean.
     """
     if keras.backend.backend() != "tensorflow":
-        return lambda images: ensemble_probabilities(models, images).astype(np.float32)
+        def eager(images):
+            views = (images, np.asarray(images)[:, :, ::-1]) if mirror else (images,)
+            return np.mean([ensemble_probabilities(models, view) for view in views], axis=0).astype(np.float32)
+        return eager
     import tensorflow as tf
 
+    def mean(x):
+        if mirror:  # one batch of twice the size: the image, then its mirror (width is axis 2)
+            x = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
+        return tf.reduce_mean(tf.stack([m(x, training=False) for m in models]), axis=0)
+
+    def halves(p):
+        return (p[:tf.shape(p)[0] // 2] + p[tf.shape(p)[0] // 2:]) / 2 if mirror else p
+
     spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
-    mean = tf.function(lambda x: tf.reduce_mean(tf.stack([m(x, training=False) for m in models]), axis=0),
-                       input_signature=[spec], reduce_retracing=True)
-    return lambda images: mean(np.asarray(images, np.float32)).numpy().astype(np.float32)
+    call = tf.function(lambda x: halves(mean(x)), input_signature=[spec], reduce_retracing=True)
+    return lambda images: call(np.asarray(images, np.float32)).numpy().astype(np.float32)

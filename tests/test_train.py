@@ -187,6 +187,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
 @pytest.mark.parametrize("case", ["no_data", "unknown_folder", "no_test", "out_not_writable", "bad_convs",
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
                                   "second_teacher_missing", "teacher_weight", "teacher_labels", "consistent_alone",
+                                  "mirror_alone",
                                   "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source", "grow_mismatch", "grow_shallower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
@@ -231,6 +232,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "consistent_alone":  # consistent teaching without a teacher would silently train without one
         args += ["--consistent"]
         expect = ["--consistent", "--teacher"]
+    elif case == "mirror_alone":  # fixed teachers' TTA has mirrors already: the flag would silently do nothing
+        args += ["--teacher", ROOT / "models", "--mirror-teachers"]
+        expect = ["--mirror-teachers", "--consistent"]
     elif case == "bad_jpeg":
         args += ["--jpeg", "2"]
         expect = ["--jpeg", "between 0 and 1"]
@@ -583,15 +587,36 @@ def test_consistent_teachers_score_the_very_pixels_each_batch_trains_on():
     assert not np.allclose(ensemble_probabilities(teachers[:1], taught[0][0]), clean, atol=1e-3)
 
 
+def test_mirror_teachers_average_each_view_with_its_mirror_image():
+    from expression.fit import AugmentedBatches
+    from expression.model import build_model, ensemble_probabilities
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (16, 48, 48, 1)).astype(np.uint8)
+    truth = np.eye(7, dtype=np.float32)[np.arange(16) % 7]
+    keras.utils.set_random_seed(7)
+    teachers = [build_model(width=4), build_model(width=8)]
+    mirrored = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, teachers=teachers,
+                                teacher_weight=1.0, mirror_teachers=True)
+    single = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, teachers=teachers, teacher_weight=1.0)
+    for index in range(len(mirrored)):
+        (pixels, targets), (same_pixels, single_targets) = mirrored[index], single[index]
+        np.testing.assert_array_equal(pixels, same_pixels)  # the student's view is not mirrored, only the teachers'
+        expected = (ensemble_probabilities(teachers, pixels) + ensemble_probabilities(teachers, pixels[:, :, ::-1])) / 2
+        np.testing.assert_allclose(targets, expected, atol=1e-5)
+        # Random teachers answer near 1/7 everywhere but are not mirror-symmetric: well above float noise.
+        assert np.abs(targets - single_targets).max() > 1e-4
+
+
 @needs_data
 def test_consistent_teaching_trains_on_the_teachers_without_a_precomputed_file(small_data, tmp_path):
     losses = {}
-    for flags in ([], ["--teacher", ROOT / "models", "--teacher-weight", "0.8", "--consistent"]):
+    for flags in ([], ["--teacher", ROOT / "models", "--teacher-weight", "0.8", "--consistent", "--mirror-teachers"]):
         out = tmp_path / ("consistent" if flags else "alone")
         result = run_script("train.py", "--data", small_data, "--out", out, "--epochs", "1", "--batch-size", "32",
                             "--width", "8", "--quiet", "--seed", "3", *flags)
         assert result.returncode == 0, result.stderr
-        assert json.loads((out / "metrics.json").read_text())["config"]["consistent"] is bool(flags)
+        config = json.loads((out / "metrics.json").read_text())["config"]
+        assert config["consistent"] is config["mirror_teachers"] is bool(flags)
         assert not (out / "checkpoint" / "teachers.npz").exists()  # nothing is computed ahead
         losses[bool(flags)] = pd.read_csv(out / "history.csv")["loss"].iloc[0]
     assert losses[True] != pytest.approx(losses[False], rel=1e-2)  # the teacher's answers were trained on
