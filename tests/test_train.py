@@ -564,14 +564,19 @@ def test_training_batches_are_mixed_only_when_asked_and_the_same_each_time():
     assert (first[1].max(1) < 0.99).any() and not np.array_equal(first[0], plain[0])
 
 
+def random_faces_and_teachers(count):
+    """Random pixels, their one-hot truth (every emotion in turn) and two untrained teachers of two widths."""
+    from expression.model import build_model
+    images = np.random.default_rng(3).integers(0, 256, (count, 48, 48, 1)).astype(np.uint8)
+    truth = np.eye(7, dtype=np.float32)[np.arange(count) % 7]
+    keras.utils.set_random_seed(4)
+    return images, truth, [build_model(width=4), build_model(width=8)]
+
+
 def test_consistent_teachers_score_the_very_pixels_each_batch_trains_on():
     from expression.fit import AugmentedBatches
-    from expression.model import build_model, ensemble_probabilities, tta_probabilities
-    rng = np.random.default_rng(3)
-    images = rng.integers(0, 256, (24, 48, 48, 1)).astype(np.uint8)
-    truth = np.eye(7, dtype=np.float32)[np.arange(24) % 7]
-    keras.utils.set_random_seed(4)
-    teachers = [build_model(width=4), build_model(width=8)]
+    from expression.model import ensemble_probabilities, tta_probabilities
+    images, truth, teachers = random_faces_and_teachers(24)
     taught = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, mixup=0.4, teachers=teachers,
                               teacher_weight=0.7)
     plain = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, mixup=0.4)
@@ -589,22 +594,18 @@ def test_consistent_teachers_score_the_very_pixels_each_batch_trains_on():
 
 def test_mirror_teachers_average_each_view_with_its_mirror_image():
     from expression.fit import AugmentedBatches
-    from expression.model import build_model, ensemble_probabilities
-    rng = np.random.default_rng(6)
-    images = rng.integers(0, 256, (16, 48, 48, 1)).astype(np.uint8)
-    truth = np.eye(7, dtype=np.float32)[np.arange(16) % 7]
-    keras.utils.set_random_seed(7)
-    teachers = [build_model(width=4), build_model(width=8)]
-    mirrored = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, teachers=teachers,
-                                teacher_weight=1.0, mirror_teachers=True)
-    single = AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, teachers=teachers, teacher_weight=1.0)
-    for index in range(len(mirrored)):
-        (pixels, targets), (same_pixels, single_targets) = mirrored[index], single[index]
+    from expression.model import ensemble_probabilities
+    images, truth, teachers = random_faces_and_teachers(16)
+    batches = {mirror: AugmentedBatches(images, truth, 8, seed=5, erase=0.5, robust=True, teachers=teachers,
+                                        teacher_weight=1.0, mirror_teachers=mirror) for mirror in (True, False)}
+    for index in range(len(batches[True])):
+        (pixels, targets), (same_pixels, single_view) = batches[True][index], batches[False][index]
         np.testing.assert_array_equal(pixels, same_pixels)  # the student's view is not mirrored, only the teachers'
-        expected = (ensemble_probabilities(teachers, pixels) + ensemble_probabilities(teachers, pixels[:, :, ::-1])) / 2
+        mirror = pixels[:, :, ::-1]
+        expected = (ensemble_probabilities(teachers, pixels) + ensemble_probabilities(teachers, mirror)) / 2
         np.testing.assert_allclose(targets, expected, atol=1e-5)
         # Random teachers answer near 1/7 everywhere but are not mirror-symmetric: well above float noise.
-        assert np.abs(targets - single_targets).max() > 1e-4
+        assert np.abs(targets - single_view).max() > 1e-4
 
 
 @needs_data
