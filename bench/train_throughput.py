@@ -75,8 +75,8 @@ def usual(train_dir, steps, config):
 
 
 def first_faces(train_dir, count):
-    """(count, 48, 48, 1) uint8: the first readable faces of each emotion folder in turn; decoding
-    only these, not the whole split, keeps the --teachers mode's start-up to a second."""
+    """(count, 48, 48, 1) uint8: the first readable faces of each emotion folder in turn. The
+    --teachers mode times one batch, so it decodes that batch, not all 28,709 training faces."""
     files = [sorted(folder.iterdir()) for folder in emotion_folders(train_dir).values()]
     faces = []
     for path in (path for row in zip_longest(*files) for path in row if path is not None):
