@@ -100,14 +100,10 @@ def ensemble_function(models, mirror=False):
         return eager
     import tensorflow as tf
 
-    def mean(x):
-        if mirror:  # one batch of twice the size: the image, then its mirror (width is axis 2)
-            x = tf.concat([x, tf.reverse(x, axis=[2])], axis=0)
-        return tf.reduce_mean(tf.stack([m(x, training=False) for m in models]), axis=0)
-
-    def halves(p):
-        return (p[:tf.shape(p)[0] // 2] + p[tf.shape(p)[0] // 2:]) / 2 if mirror else p
+    def mean(x):  # over every model and view alike; width is axis 2
+        views = (x, tf.reverse(x, axis=[2])) if mirror else (x,)
+        return tf.reduce_mean(tf.stack([m(view, training=False) for m in models for view in views]), axis=0)
 
     spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)
-    call = tf.function(lambda x: halves(mean(x)), input_signature=[spec], reduce_retracing=True)
+    call = tf.function(mean, input_signature=[spec], reduce_retracing=True)
     return lambda images: call(np.asarray(images, np.float32)).numpy().astype(np.float32)
