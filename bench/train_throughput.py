@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from expression.data import DataError, decode_face, emotion_folders, load_split  # noqa: E402
+from expression.data import DataError, decode_face, emotion_folders, face_files, load_split  # noqa: E402
 from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
 from expression.targets import training_targets  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
@@ -77,7 +77,7 @@ def usual(train_dir, steps, config):
 def first_faces(train_dir, count):
     """(count, 48, 48, 1) uint8: the first readable faces of each emotion folder in turn. The
     --teachers mode times one batch, so it decodes that batch, not all 28,709 training faces."""
-    files = [sorted(folder.iterdir()) for folder in emotion_folders(train_dir).values()]
+    files = [face_files(folder) for folder in emotion_folders(train_dir).values()]
     faces = []
     for path in (path for row in zip_longest(*files) for path in row if path is not None):
         image, _ = decode_face(path.read_bytes())

@@ -129,13 +129,14 @@ def load_split(path, split=None, workers=4):
     return load_folder(path, workers)
 
 
+def face_files(folder):
+    """The files in one emotion folder, sorted; subfolders and hidden files (.DS_Store) are not faces."""
+    return [path for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")]
+
+
 def load_folder(split_dir, workers=4):
     """Decode every image under split_dir/<emotion>/ into one Split."""
-    files = []
-    for label, folder in emotion_folders(split_dir).items():
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                files.append((path, label))
+    files = [(path, label) for label, folder in emotion_folders(split_dir).items() for path in face_files(folder)]
 
     def read(item):
         path, label = item
