@@ -39,6 +39,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.01, help="peak learning rate of the cosine schedule (default: 0.01)")
     p.add_argument("--width", type=int, default=32, help="filters in the first stage; doubled each stage (default: 32)")
     p.add_argument("--convs", default="1112", help="3x3 convs per stage, one digit per stage (default: 1112)")
+    p.add_argument("--dense", type=int, default=None,
+                   help="units in the dense layer before the output; with --grow-from, more than the trained "
+                        "net's start as nothing (default: 8 x --width, 256)")
     p.add_argument("--dropout", type=float, default=0.4, help="dropout before each dense layer (default: 0.4)")
     p.add_argument("--label-smoothing", type=float, default=0.1,
                    help="share of each target spread over all emotions (default: 0.1)")
@@ -208,6 +211,8 @@ def train(args, out):
     if args.resume and state is None:  # not silently an hour-long fresh start
         return fail(f"--resume: no interrupted run in {checkpoints}/; pass --checkpoints with the folder it "
                     "was saved in, or drop --resume to start a new run")
+    if args.dense is not None and not 1 <= args.dense <= 4096:
+        return fail(f"--dense {args.dense}: give 1 to 4096 units, e.g. 512")
     if not 0 <= args.jpeg <= 1:
         return fail(f"--jpeg {args.jpeg}: give a share of the training images between 0 and 1, e.g. 0.3")
     if not 0 <= args.mixup <= 10:
@@ -302,7 +307,7 @@ def train(args, out):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
         keras.utils.set_random_seed(args.seed)  # the initial weights too, not only the batches
-        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize)
+        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize, args.dense)
         if args.grow_from and not args.resume:
             from expression.grow import grow
             try:
@@ -310,7 +315,7 @@ def train(args, out):
                 grow(trained, model, train.images, seed=args.seed)
             except (ModelError, ValueError) as error:
                 return fail(f"--grow-from {args.grow_from}: {error}; pass a model folder trained with the same "
-                            "--width and --normalize and no more convs per stage than --convs")
+                            "--width and --normalize, no more convs per stage than --convs and no more --dense units")
         if args.init and not args.resume:
             try:
                 model.load_weights(args.init)
@@ -366,7 +371,8 @@ def train(args, out):
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
         "command": "python train.py " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
-        "config": state["config"] | {"width": args.width, "convs": args.convs, "dropout": args.dropout,
+        "config": state["config"] | {"width": args.width, "convs": args.convs, "dense": args.dense,
+                                     "dropout": args.dropout,
                                      "normalize": args.normalize, "init": args.init,
                                      "grow_from": args.grow_from, "no_test": args.no_test},
     }

@@ -10,13 +10,19 @@ to pass its input through unchanged:
   at inference and nearly so on a training batch;
 - ReLU passes it unchanged, as its input is the previous ReLU's output, never negative.
 So the grown net starts with the trained net's accuracy, and training then uses the new layers.
+
+The dense head can grow wider too (train.py --dense 512 --grow-from models): the trained units
+keep their weights, the new units get fresh incoming weights and BatchNorm statistics of their
+own input, and their outgoing weights start at zero, so they change nothing until training
+gives them a say. The head is under 1% of the net's work, so a wider one costs no live time.
 """
 import keras
 import numpy as np
 
 
 def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
-    """Copy `trained`'s weights into `grown` by layer name; layers only `grown` has become identity.
+    """Copy `trained`'s weights into `grown` by layer name; layers only `grown` has become identity, and
+    units only `grown`'s dense head has start with zero outgoing weights.
 
     images: training faces (uint8 or float 0..255, (N, 48, 48, 1)); a seeded random `sample`
     of them gives the BatchNorm statistics. Raises ValueError when the two nets do not line up.
@@ -31,12 +37,17 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
     if dropped:
         raise ValueError(f"layer(s) {', '.join(dropped)} of the trained net have no place in the grown one: "
                          "it has fewer convs")
+    widened = []
     for layer in layers:
         if layer.name in known:
-            old = known[layer.name].get_weights()
-            if [w.shape for w in old] != [w.shape for w in layer.get_weights()]:
+            old, fresh = known[layer.name].get_weights(), layer.get_weights()
+            if [w.shape for w in old] == [w.shape for w in fresh]:
+                layer.set_weights(old)
+            elif widens(layer, old, fresh):
+                layer.set_weights(widen(old, fresh, isinstance(layer, keras.layers.Dense)))
+                widened.append(layer)
+            else:
                 raise ValueError(f"layer {layer.name} has other shapes in the trained net")
-            layer.set_weights(old)
     new = [i for i, layer in enumerate(layers) if layer.name not in known and layer.get_weights()]
     for i in new:
         conv = layers[i]
@@ -53,17 +64,52 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
         # The statistics of what enters the block, through the net grown so far, as a training
         # batch sees it (earlier BatchNorms on batch statistics). Any statistics make the block
         # the identity at inference; these also make it so in training.
-        probe = keras.Model(grown.inputs[0], conv.input)
-        saved = [v.numpy() for v in grown.non_trainable_variables]  # training calls move BN's averages
-        features = np.concatenate([keras.ops.convert_to_numpy(probe(images[j:j + batch_size].astype(np.float32),
-                                                                    training=True))
-                                   for j in range(0, len(images), batch_size)])
-        for variable, value in zip(grown.non_trainable_variables, saved):
-            variable.assign(value)
-        mean = features.mean(axis=(0, 1, 2))
-        var = features.var(axis=(0, 1, 2))
+        mean, var = input_statistics(grown, conv, images, batch_size)
         bn.set_weights([np.sqrt(var + bn.epsilon), mean, mean, var])  # gamma, beta, moving mean, moving var
     unmatched = [layers[i].name for i in new
                  if not isinstance(layers[i], (keras.layers.Conv2D, keras.layers.BatchNormalization))]
     if unmatched:
         raise ValueError(f"layer(s) {', '.join(unmatched)} are not in the trained net and are not conv blocks")
+    for bn in widened:
+        if isinstance(bn, keras.layers.BatchNormalization):
+            # The new units' moving statistics: those of their own input on training batches, so they
+            # start normalised at inference as in training (their outgoing weights are still zero).
+            gamma, beta, mean, var = bn.get_weights()
+            n = len(known[bn.name].get_weights()[0])
+            seen_mean, seen_var = input_statistics(grown, bn, images, batch_size)
+            mean[n:], var[n:] = seen_mean[n:], seen_var[n:]
+            bn.set_weights([gamma, beta, mean, var])
+
+
+def widens(layer, old, fresh):
+    """Whether `layer` is a dense layer or BatchNorm that only gained units over the trained one's weights."""
+    return (isinstance(layer, (keras.layers.Dense, keras.layers.BatchNormalization)) and len(old) == len(fresh)
+            and all(o.ndim == f.ndim and all(a <= b for a, b in zip(o.shape, f.shape)) for o, f in zip(old, fresh)))
+
+
+def widen(old, fresh, dense):
+    """The trained weights in the leading corner of the fresh ones. A dense kernel's rows for new inputs
+    are zero, so the units added before it pass nothing on; its columns for new units keep their fresh
+    initial weights."""
+    out = []
+    for o, f in zip(old, fresh):
+        w = f.copy()
+        if dense and w.ndim == 2:
+            w[o.shape[0]:] = 0
+        w[tuple(slice(0, n) for n in o.shape)] = o
+        out.append(w)
+    return out
+
+
+def input_statistics(grown, layer, images, batch_size):
+    """Per-channel mean and variance of what enters `layer` on `images`, through the net grown so far as a
+    training batch sees it (BatchNorms on batch statistics, dropout on). BN's moving averages are put back."""
+    probe = keras.Model(grown.inputs[0], layer.input)
+    saved = [v.numpy() for v in grown.non_trainable_variables]  # training calls move BN's averages
+    features = np.concatenate([keras.ops.convert_to_numpy(probe(images[j:j + batch_size].astype(np.float32),
+                                                                training=True))
+                               for j in range(0, len(images), batch_size)])
+    for variable, value in zip(grown.non_trainable_variables, saved):
+        variable.assign(value)
+    axes = tuple(range(features.ndim - 1))
+    return features.mean(axis=axes), features.var(axis=axes)

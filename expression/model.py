@@ -25,11 +25,13 @@ FER_MEAN = 0.51
 FER_SPREAD = 0.30
 
 
-def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False):
+def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False, dense=None):
     """Stages of (3x3 conv + BN + ReLU) x convs[stage], then max-pool; filters double each stage.
 
     One conv in the 48x48 stage: it costs as much as two convs of any later stage, and
-    on two CPU cores training speed decides how many epochs we can afford.
+    on two CPU cores training speed decides how many epochs we can afford. The dense layer
+    (`dense` units, default 8 x width) is under 1% of the multiply-adds: widening it costs
+    file size, not live time.
     """
     model = keras.Sequential(name="emotion_cnn")
     model.add(keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"))
@@ -47,7 +49,7 @@ def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False):
         model.add(layers.MaxPooling2D(name=f"pool{stage + 1}"))
     model.add(layers.Flatten(name="flatten"))
     model.add(layers.Dropout(dropout, name="dropout1"))
-    model.add(layers.Dense(width * 8, use_bias=False, name="dense"))
+    model.add(layers.Dense(dense or width * 8, use_bias=False, name="dense"))
     model.add(layers.BatchNormalization(name="bn_dense"))
     model.add(layers.ReLU(name="relu_dense"))
     model.add(layers.Dropout(dropout, name="dropout2"))

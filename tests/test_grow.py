@@ -1,4 +1,5 @@
 """grow.py: a deeper net grown from a trained one starts with exactly its predictions."""
+import keras
 import numpy as np
 import pytest
 
@@ -56,3 +57,30 @@ def test_a_deeper_trained_net_is_refused_not_cut_down():
     faces = np.zeros((4, 48, 48, 1), np.uint8)
     with pytest.raises(ValueError, match="conv3_2, bn3_2, conv4_2, bn4_2 of the trained net .* fewer convs"):
         grow(deep, build_model(8, (1, 1, 1, 1), 0.2, normalize=True), faces)
+
+
+def test_a_wider_dense_head_predicts_what_the_trained_one_did():
+    """--dense 128 --grow-from a 64-unit net: the trained units keep their weights, the new ones start silent
+    but alive (fresh incoming weights, BatchNorm statistics of their own input)."""
+    rng = np.random.default_rng(2)
+    small = trained_like(build_model(8, (1, 1, 1, 2), 0.2, normalize=True), rng)
+    wide = build_model(8, (1, 1, 2, 2), 0.2, normalize=True, dense=128)
+    faces = rng.integers(0, 256, (256, 48, 48, 1)).astype(np.uint8)
+    grow(small, wide, faces)
+    expected = predict_probabilities(small, faces)
+    assert np.abs(predict_probabilities(wide, faces) - expected).max() < 1e-4
+    kernel = wide.get_layer("dense").get_weights()[0]
+    assert np.array_equal(kernel[:, :64], small.get_layer("dense").get_weights()[0])
+    assert np.abs(kernel[:, 64:]).max() > 0  # new units see the features ...
+    assert not wide.get_layer("emotion").get_weights()[0][64:].any()  # ... and pass nothing on yet
+    # Their BatchNorm centres and scales what they see: at inference their normalised input is about 0 +- 1.
+    probe = keras.Model(wide.inputs[0], wide.get_layer("bn_dense").output)
+    new_units = probe(faces.astype(np.float32), training=False).numpy()[:, 64:]
+    assert abs(new_units.mean()) < 0.2 and 0.5 < new_units.std() < 1.5
+
+
+def test_a_narrower_dense_head_is_refused():
+    wide = build_model(8, (1, 1, 1, 2), 0.2, normalize=True, dense=128)
+    faces = np.zeros((4, 48, 48, 1), np.uint8)
+    with pytest.raises(ValueError, match="dense has other shapes"):
+        grow(wide, build_model(8, (1, 1, 1, 2), 0.2, normalize=True, dense=64), faces)

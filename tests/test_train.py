@@ -188,7 +188,8 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
                                   "strict_duplicates", "bad_init", "resume_nothing", "no_teacher",
                                   "second_teacher_missing", "teacher_weight", "teacher_labels", "consistent_alone",
                                   "mirror_alone",
-                                  "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source", "grow_mismatch", "grow_shallower"])
+                                  "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source", "grow_mismatch", "grow_shallower",
+                                  "bad_dense", "grow_narrower"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -253,6 +254,12 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "grow_shallower":  # the bundled net is 1232: growing it into 1122 would drop convs
         args += ["--grow-from", ROOT / "models", "--convs", "1122"]
         expect = ["--grow-from", "fewer convs"]
+    elif case == "bad_dense":
+        args += ["--dense", "0"]
+        expect = ["--dense 0", "units"]
+    elif case == "grow_narrower":  # the bundled head has 256 units: 128 would drop half of them
+        args += ["--grow-from", ROOT / "models", "--convs", "1232", "--dense", "128"]
+        expect = ["--grow-from", "dense has other shapes", "no more --dense units"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
