@@ -211,6 +211,16 @@ def train(args, out):
     if args.resume and state is None:  # not silently an hour-long fresh start
         return fail(f"--resume: no interrupted run in {checkpoints}/; pass --checkpoints with the folder it "
                     "was saved in, or drop --resume to start a new run")
+    # A resumed run is the run it continues: the resume command repeats none of these, and a default seed
+    # would hold out another val split where the data has no val/ folder.
+    if state:
+        args.seed = state["config"]["seed"]
+        for key, value in state.get("run", {}).items():  # checkpoints from before state.json kept "run" lack it
+            if key != "command":
+                setattr(args, key, value)
+    run = {"command": "python train.py " + " ".join(map(str, sys.argv[1:] if args.argv is None else args.argv)),
+           **{key: getattr(args, key) for key in ("width", "convs", "dense", "dropout", "normalize", "init",
+                                                  "grow_from", "val_fraction", "limit")}}
     if args.dense is not None and not 1 <= args.dense <= 4096:
         return fail(f"--dense {args.dense}: give 1 to 4096 units, e.g. 512")
     if not 0 <= args.jpeg <= 1:
@@ -324,7 +334,8 @@ def train(args, out):
                             "pass weights saved by train.py with the same --width and --convs")
         try:
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
-                               verbose=progress_style(args.quiet), drop_last=args.distribute, teachers=teachers)
+                               verbose=progress_style(args.quiet), drop_last=args.distribute, teachers=teachers,
+                               run=run)
         except Interrupted as stop:
             print(f"train.py: interrupted after {stop.args[0]} finished epoch(s); checkpoint saved in {checkpoints}/. "
                   f"Resume with: {resume_command(args, out)}", file=sys.stderr)
@@ -370,11 +381,10 @@ def train(args, out):
         "data_warnings": warnings,
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
-        "command": "python train.py " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
-        "config": state["config"] | {"width": args.width, "convs": args.convs, "dense": args.dense,
-                                     "dropout": args.dropout,
-                                     "normalize": args.normalize, "init": args.init,
-                                     "grow_from": args.grow_from, "no_test": args.no_test},
+        "command": state.get("run", run)["command"],  # a resumed run's: the one that started it
+        **({"resumed_with": run["command"]} if args.resume else {}),
+        "config": state["config"] | {key: value for key, value in run.items() if key != "command"}
+                  | {"no_test": args.no_test},
     }
     save_model(model, out)
     write_json(out / "metrics.json", report)

@@ -136,8 +136,11 @@ def read_state(folder):
     return state
 
 
-def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teachers=()):
+def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=False, teachers=(), run=None):
     """Train (or resume) in `folder`; returns (model with the best-val weights, state).
+
+    `run`, a JSON-able dict fit does not read (train.py: its command and the net's shape), is kept in
+    state.json as state["run"], so a resumed run can report how it was started.
 
     `teachers`, the loaded models of config.teacher, are distilled into `model`: through fixed targets
     (training_targets), or with config.consistent through each augmented batch (teach_batch).
@@ -156,7 +159,7 @@ def fit(model, train, val, config, folder, resume=False, verbose=1, drop_last=Fa
             variable.assign(np.asarray(value, variable.dtype))
         _trim_history(folder / HISTORY, state["epochs_done"])
     else:
-        state = {"config": asdict(config), "epochs_done": 0, "best_epoch": 0,
+        state = {"config": asdict(config), "run": run or {}, "epochs_done": 0, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0, "images_per_second": None}
         for stale in (LAST, BEST, HISTORY):
             (folder / stale).unlink(missing_ok=True)

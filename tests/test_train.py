@@ -1,6 +1,7 @@
 """train.py end to end on a small real subset of FER2013, its outputs, interruption and bad input."""
 import json
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -114,7 +115,10 @@ def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(ext
     assert (out / "emotion.json").read_text() == "previous model"
     done = json.loads(state.read_text())["epochs_done"]
     assert 1 <= done < 3
-    result = run_script("train.py", *args[2:], "--resume")
+    # The command it printed, which repeats none of the net's options (--width 8 among them).
+    printed = shlex.split(stderr.split("Resume with: ")[1].strip())
+    assert printed[:2] == ["python", "train.py"] and "--width" not in printed
+    result = run_script("train.py", *printed[2:])
     assert result.returncode == 0, result.stderr
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
@@ -125,8 +129,12 @@ def test_sigterm_checkpoints_and_resume_ends_where_an_uninterrupted_run_ends(ext
     assert result.returncode == 0, result.stderr
     columns = ["accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"]
     pd.testing.assert_frame_equal(history[columns], pd.read_csv(whole / "history.csv")[columns], rtol=1e-4)
-    resumed, uninterrupted = (json.loads((folder / "metrics.json").read_text())["test"] for folder in (out, whole))
-    assert resumed["confusion_matrix"] == uninterrupted["confusion_matrix"]
+    resumed, uninterrupted = (json.loads((folder / "metrics.json").read_text()) for folder in (out, whole))
+    assert resumed["test"]["confusion_matrix"] == uninterrupted["test"]["confusion_matrix"]
+    # Its report says how the run was started (width 8), not what the resume command's defaults are.
+    assert resumed["config"] == uninterrupted["config"] and resumed["config"]["width"] == 8
+    assert resumed["command"] == uninterrupted["command"].replace(str(whole), str(out))
+    assert resumed["resumed_with"].endswith("--resume")
 
 
 @needs_data
