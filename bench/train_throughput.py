@@ -80,7 +80,10 @@ def first_faces(train_dir, count):
     files = [face_files(folder) for folder in emotion_folders(train_dir).values()]
     faces = []
     for path in (path for row in zip_longest(*files) for path in row if path is not None):
-        image, _ = decode_face(path.read_bytes())
+        try:
+            image, _ = decode_face(path.read_bytes())
+        except OSError:  # unreadable, as load_folder skips it
+            continue
         if image is not None:
             faces.append(image)
         if len(faces) == count:

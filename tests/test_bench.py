@@ -86,5 +86,7 @@ def test_teacher_call_with_too_few_faces_is_one_clear_line(tmp_path):
     make_split(tmp_path / "train", per_class=2)  # 14 faces, and the call times a batch of 64
     (tmp_path / "train" / "happy" / "extra").mkdir()  # a subfolder and a hidden file are not faces
     (tmp_path / "train" / "happy" / ".DS_Store").write_bytes(b"\0")
+    # A file that cannot be read (even as root: reading /proc/self/mem at offset 0 is an I/O error).
+    (tmp_path / "train" / "happy" / "unreadable.jpg").symlink_to("/proc/self/mem")
     result = run_script("bench/train_throughput.py", "--data", tmp_path, "--teachers", ROOT / "models")
     assert_clean_error(result, "fewer than 64 readable faces")
