@@ -381,7 +381,7 @@ def train(args, out):
         "data_warnings": warnings,
         "skipped_files": len(train.skipped) + len(val.skipped) + len(test.skipped),
         "converted_files": train.converted + val.converted + test.converted,
-        "command": state.get("run", run)["command"],  # a resumed run's: the one that started it
+        "command": (state.get("run") or run)["command"],  # a resumed run's: the one that started it
         **({"resumed_with": run["command"]} if args.resume else {}),
         "config": state["config"] | {key: value for key, value in run.items() if key != "command"}
                   | {"no_test": args.no_test},
