@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from expression.data import DataError, decode_face, emotion_folders, face_files, load_split  # noqa: E402
+from expression.data import DataError, emotion_folders, face_files, load_split, read_face  # noqa: E402
 from expression.fit import AugmentedBatches, FitConfig, compile_model  # noqa: E402
 from expression.targets import training_targets  # noqa: E402
 from expression.labels import EMOTIONS  # noqa: E402
@@ -80,10 +80,7 @@ def first_faces(train_dir, count):
     files = [face_files(folder) for folder in emotion_folders(train_dir).values()]
     faces = []
     for path in (path for row in zip_longest(*files) for path in row if path is not None):
-        try:
-            image, _ = decode_face(path.read_bytes())
-        except OSError:  # unreadable, as load_folder skips it
-            continue
+        image, _ = read_face(path)  # None where load_folder would skip the file
         if image is not None:
             faces.append(image)
         if len(faces) == count:

@@ -134,20 +134,24 @@ def face_files(folder):
     return [path for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")]
 
 
+def read_face(path):
+    """One face file -> (48x48 uint8 grayscale, was_converted), or (None, why it is skipped)."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return None, f"unreadable ({error.strerror})"
+    return decode_face(data)
+
+
 def load_folder(split_dir, workers=4):
     """Decode every image under split_dir/<emotion>/ into one Split."""
     files = [(path, label) for label, folder in emotion_folders(split_dir).items() for path in face_files(folder)]
 
     def read(item):
         path, label = item
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            return path, label, None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            return path, label, None, f"unreadable ({error.strerror})"
-        image, note = decode_face(data)
-        return path, label, image, note
+        return (path, label, *read_face(path))
 
     images, labels, paths, skipped, converted = [], [], [], [], 0
     with ThreadPoolExecutor(max_workers=workers) as pool:  # cv2 releases the GIL while decoding
