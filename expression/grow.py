@@ -44,7 +44,7 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
             if [w.shape for w in old] == [w.shape for w in fresh]:
                 layer.set_weights(old)
             elif widens(layer, old, fresh):
-                layer.set_weights(widen(old, fresh, isinstance(layer, keras.layers.Dense)))
+                layer.set_weights(widen(old, fresh))
                 widened.append(layer)
             else:
                 raise ValueError(f"layer {layer.name} has other shapes in the trained net")
@@ -87,14 +87,14 @@ def widens(layer, old, fresh):
             and all(o.ndim == f.ndim and all(a <= b for a, b in zip(o.shape, f.shape)) for o, f in zip(old, fresh)))
 
 
-def widen(old, fresh, dense):
-    """The trained weights in the leading corner of the fresh ones. A dense kernel's rows for new inputs
-    are zero, so the units added before it pass nothing on; its columns for new units keep their fresh
-    initial weights."""
+def widen(old, fresh):
+    """The trained weights in the leading corner of the fresh ones. A dense kernel's (the only 2-D weight
+    here) rows for new inputs are zero, so the units added before it pass nothing on; its columns for
+    new units keep their fresh initial weights."""
     out = []
     for o, f in zip(old, fresh):
         w = f.copy()
-        if dense and w.ndim == 2:
+        if w.ndim == 2:
             w[o.shape[0]:] = 0
         w[tuple(slice(0, n) for n in o.shape)] = o
         out.append(w)
