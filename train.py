@@ -42,6 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--dense", type=int, default=None,
                    help="units in the dense layer before the output; with --grow-from, more than the trained "
                         "net's start as nothing (default: 8 x --width, 256)")
+    p.add_argument("--head", choices=("flatten", "gap"), default="flatten",  # model.HEADS, without loading Keras
+                   help="what the convs hand the dense layer: flatten keeps where each feature is, gap averages "
+                        "it over the face (global average pooling, as mini-Xception); with --grow-from, a new "
+                        "head starts fresh on the trained convs (default: flatten)")
     p.add_argument("--dropout", type=float, default=0.4, help="dropout before each dense layer (default: 0.4)")
     p.add_argument("--label-smoothing", type=float, default=0.1,
                    help="share of each target spread over all emotions (default: 0.1)")
@@ -219,7 +223,7 @@ def train(args, out):
             if key != "command":
                 setattr(args, key, value)
     run = {"command": "python train.py " + " ".join(map(str, sys.argv[1:] if args.argv is None else args.argv)),
-           **{key: getattr(args, key) for key in ("width", "convs", "dense", "dropout", "normalize", "init",
+           **{key: getattr(args, key) for key in ("width", "convs", "dense", "head", "dropout", "normalize", "init",
                                                   "grow_from", "val_fraction", "limit")}}
     if args.dense is not None and not 1 <= args.dense <= 4096:
         return fail(f"--dense {args.dense}: give 1 to 4096 units, e.g. 512")
@@ -317,7 +321,8 @@ def train(args, out):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # float32 weights, bfloat16 maths
     with scope:  # a distributed model is built and trained in its strategy's scope
         keras.utils.set_random_seed(args.seed)  # the initial weights too, not only the batches
-        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize, args.dense)
+        model = build_model(args.width, tuple(int(c) for c in args.convs), args.dropout, args.normalize, args.dense,
+                            args.head)
         if args.grow_from and not args.resume:
             from expression.grow import grow
             try:

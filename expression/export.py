@@ -151,6 +151,8 @@ def plan(layers, arrays):
                           config.get("padding", "valid")])
         elif kind == "Flatten":
             steps.append(["flatten"])
+        elif kind == "GlobalAveragePooling2D" and not config.get("keepdims"):
+            steps.append(["gap"])
         else:
             return None
     if scale != 1.0 or not steps or steps[-1] != ["softmax"] or shape is None:
@@ -214,6 +216,9 @@ def _onnx(steps, input_shape):
             following = next(s for s in steps[i:] if s[0] == "dense")
             following[1] = (following[1].reshape(height, width, channels, -1).transpose(2, 0, 1, 3)
                             .reshape(height * width * channels, -1))
+        elif kind == "gap":  # ONNX keeps the 1x1 map: flatten it to (N, C), the order Keras' pooling gives
+            nodes.append(onnx_graph.node("GlobalAveragePool", [current], [f"{out}_map"]))
+            nodes.append(onnx_graph.node("Flatten", [f"{out}_map"], [out], axis=1))
         elif kind == "dense":
             kernel, bias = params
             tensors += [onnx_graph.tensor(f"w{i}", kernel), onnx_graph.tensor(f"b{i}", bias)]

@@ -15,6 +15,10 @@ The dense head can grow wider too (train.py --dense 512 --grow-from models): the
 keep their weights, the new units get fresh incoming weights and BatchNorm statistics of their
 own input, and their outgoing weights start at zero, so they change nothing until training
 gives them a say. The head is under 1% of the net's work, so a wider one costs no live time.
+
+A net with another head (train.py --head gap --grow-from models) keeps the trained convs, and its
+head (the dense layers after the pooling) starts fresh: that one is not the trained net until
+training has taught the new head, but it starts from features learnt over many epochs.
 """
 import keras
 import numpy as np
@@ -22,7 +26,8 @@ import numpy as np
 
 def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
     """Copy `trained`'s weights into `grown` by layer name; layers only `grown` has become identity, and
-    units only `grown`'s dense head has start with zero outgoing weights.
+    units only `grown`'s dense head has start with zero outgoing weights. Where the two heads differ
+    (head_of), the head's layers keep their fresh weights, with BatchNorm statistics of their input.
 
     images: training faces (uint8 or float 0..255, (N, 48, 48, 1)); a seeded random `sample`
     of them gives the BatchNorm statistics. Raises ValueError when the two nets do not line up.
@@ -38,7 +43,12 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
         raise ValueError(f"layer(s) {', '.join(dropped)} of the trained net have no place in the grown one: "
                          "it has fewer convs")
     widened = []
+    fresh_head = head_layers(grown) if head_of(trained) != head_of(grown) else []
     for layer in layers:
+        if layer in fresh_head:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                widened.append(layer)  # all its units are new: their statistics are set below
+            continue
         if layer.name in known:
             old, fresh = known[layer.name].get_weights(), layer.get_weights()
             if [w.shape for w in old] == [w.shape for w in fresh]:
@@ -75,10 +85,22 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
             # The new units' moving statistics: those of their own input on training batches, so they
             # start normalised at inference as in training (their outgoing weights are still zero).
             gamma, beta, mean, var = bn.get_weights()
-            n = len(known[bn.name].get_weights()[0])
+            n = 0 if bn in fresh_head else len(known[bn.name].get_weights()[0])
             seen_mean, seen_var = input_statistics(grown, bn, images, batch_size)
             mean[n:], var[n:] = seen_mean[n:], seen_var[n:]
             bn.set_weights([gamma, beta, mean, var])
+
+
+def head_of(model):
+    """"gap" for a net whose convs end in global average pooling, else "flatten" (model.build_model's heads)."""
+    return "gap" if any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers) else "flatten"
+
+
+def head_layers(model):
+    """The layers after the last conv stage's pooling: the dense head."""
+    pools = [i for i, layer in enumerate(model.layers)
+             if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.Flatten))]
+    return model.layers[pools[-1] + 1:] if pools else []
 
 
 def widens(layer, old, fresh):

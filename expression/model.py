@@ -25,14 +25,24 @@ FER_MEAN = 0.51
 FER_SPREAD = 0.30
 
 
-def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False, dense=None):
+HEADS = ("flatten", "gap")
+
+
+def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False, dense=None, head="flatten"):
     """Stages of (3x3 conv + BN + ReLU) x convs[stage], then max-pool; filters double each stage.
 
     One conv in the 48x48 stage: it costs as much as two convs of any later stage, and
     on two CPU cores training speed decides how many epochs we can afford. The dense layer
     (`dense` units, default 8 x width) is under 1% of the multiply-adds: widening it costs
     file size, not live time.
+
+    head="flatten" keeps where each feature is (the last pool's 3x3 grid) for the dense layer;
+    head="gap" averages each feature over the last stage's 6x6 map instead (global average pooling,
+    as mini-Xception does): a ninth of the dense weights, and the same answer wherever in the crop a
+    trait shows, which detector crops of real faces vary. Both run at one cost.
     """
+    if head not in HEADS:
+        raise ValueError(f"head {head!r}: one of {', '.join(HEADS)}")
     model = keras.Sequential(name="emotion_cnn")
     model.add(keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"))
     model.add(layers.Rescaling(1.0 / 255, name="scale"))
@@ -46,8 +56,12 @@ def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False, dens
             model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{stage + 1}_{i + 1}"))
             model.add(layers.BatchNormalization(name=f"bn{stage + 1}_{i + 1}"))
             model.add(layers.ReLU(name=f"relu{stage + 1}_{i + 1}"))
-        model.add(layers.MaxPooling2D(name=f"pool{stage + 1}"))
-    model.add(layers.Flatten(name="flatten"))
+        if head == "gap" and stage == len(convs) - 1:
+            model.add(layers.GlobalAveragePooling2D(name="gap"))  # over the last stage's map: pooling first adds nothing
+        else:
+            model.add(layers.MaxPooling2D(name=f"pool{stage + 1}"))
+    if head == "flatten":
+        model.add(layers.Flatten(name="flatten"))
     model.add(layers.Dropout(dropout, name="dropout1"))
     model.add(layers.Dense(dense or width * 8, use_bias=False, name="dense"))
     model.add(layers.BatchNormalization(name="bn_dense"))

@@ -47,15 +47,16 @@ def test_folding_keeps_every_layer_variant_exact():
         layers.Conv2D(8, 5, strides=2, padding="valid", activation="relu"), layers.MaxPooling2D(),
         layers.Flatten(), layers.Dropout(0.5), layers.Dense(16, use_bias=False), layers.BatchNormalization(center=False),
         layers.ReLU(), layers.Dense(7, activation="softmax")])
-    for model in (with_trained_statistics(model), with_trained_statistics(build_model(width=4, convs=(2, 1, 1, 1)))):
+    for model in (with_trained_statistics(model), with_trained_statistics(build_model(width=4, convs=(2, 1, 1, 1))),
+                  with_trained_statistics(build_model(width=4, convs=(1, 1, 1, 2), head="gap"))):
         classifier = EmotionClassifier(model)
         assert classifier.engine == "opencv"
         np.testing.assert_allclose(classifier.probabilities(faces()), model.predict(faces(), verbose=0), atol=1e-5)
 
 
-@pytest.mark.parametrize("odd_layer", [layers.LeakyReLU(0.1), layers.GlobalAveragePooling2D(), layers.Rescaling(1, offset=-0.5)])
+@pytest.mark.parametrize("odd_layer", [layers.LeakyReLU(0.1), layers.GlobalMaxPooling2D(), layers.Rescaling(1, offset=-0.5)])
 def test_a_layer_opencv_cannot_take_falls_back_to_keras(odd_layer):
-    flatten = [] if isinstance(odd_layer, layers.GlobalAveragePooling2D) else [layers.Flatten()]
+    flatten = [] if isinstance(odd_layer, layers.GlobalMaxPooling2D) else [layers.Flatten()]
     model = keras.Sequential([keras.Input((48, 48, 1)), layers.Conv2D(4, 3), odd_layer, *flatten,
                               layers.Dense(7, activation="softmax")])
     classifier = EmotionClassifier(model)

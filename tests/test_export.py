@@ -33,9 +33,9 @@ def test_standardising_makes_brightness_and_contrast_irrelevant():
     np.testing.assert_allclose(model.predict(darker, verbose=0), model.predict(x, verbose=0), atol=1e-3)
 
 
-@pytest.fixture
-def model_folder(tmp_path):
-    model = with_trained_statistics(build_model(width=4, convs=(1, 1, 1, 1), normalize=True))
+@pytest.fixture(params=["flatten", "gap"])
+def model_folder(tmp_path, request):
+    model = with_trained_statistics(build_model(width=4, convs=(1, 1, 1, 1), normalize=True, head=request.param))
     save_model(model, tmp_path)
     return tmp_path, model
 
