@@ -42,12 +42,12 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
     if dropped:
         raise ValueError(f"layer(s) {', '.join(dropped)} of the trained net have no place in the grown one: "
                          "it has fewer convs")
-    widened = []
+    trained_units = {}  # BatchNorm -> how many of its units (the leading ones) the trained net had
     fresh_head = head_layers(grown) if head_of(trained) != head_of(grown) else []
     for layer in layers:
         if layer in fresh_head:
             if isinstance(layer, keras.layers.BatchNormalization):
-                widened.append(layer)  # all its units are new: their statistics are set below
+                trained_units[layer] = 0  # all its units are new
             continue
         if layer.name in known:
             old, fresh = known[layer.name].get_weights(), layer.get_weights()
@@ -55,7 +55,8 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
                 layer.set_weights(old)
             elif widens(layer, old, fresh):
                 layer.set_weights(widen(old, fresh))
-                widened.append(layer)
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    trained_units[layer] = len(old[0])
             else:
                 raise ValueError(f"layer {layer.name} has other shapes in the trained net")
     new = [i for i, layer in enumerate(layers) if layer.name not in known and layer.get_weights()]
@@ -80,15 +81,13 @@ def grow(trained, grown, images, seed=0, sample=2048, batch_size=256):
                  if not isinstance(layers[i], (keras.layers.Conv2D, keras.layers.BatchNormalization))]
     if unmatched:
         raise ValueError(f"layer(s) {', '.join(unmatched)} are not in the trained net and are not conv blocks")
-    for bn in widened:
-        if isinstance(bn, keras.layers.BatchNormalization):
-            # The new units' moving statistics: those of their own input on training batches, so they
-            # start normalised at inference as in training (their outgoing weights are still zero).
-            gamma, beta, mean, var = bn.get_weights()
-            n = 0 if bn in fresh_head else len(known[bn.name].get_weights()[0])
-            seen_mean, seen_var = input_statistics(grown, bn, images, batch_size)
-            mean[n:], var[n:] = seen_mean[n:], seen_var[n:]
-            bn.set_weights([gamma, beta, mean, var])
+    for bn, n in trained_units.items():
+        # The new units' moving statistics: those of their own input on training batches, so they
+        # start normalised at inference as in training (a widened head's new units also pass nothing on yet).
+        gamma, beta, mean, var = bn.get_weights()
+        seen_mean, seen_var = input_statistics(grown, bn, images, batch_size)
+        mean[n:], var[n:] = seen_mean[n:], seen_var[n:]
+        bn.set_weights([gamma, beta, mean, var])
 
 
 def head_of(model):
