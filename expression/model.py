@@ -38,8 +38,8 @@ def build_model(width=32, convs=(1, 1, 1, 2), dropout=0.4, normalize=False, dens
 
     head="flatten" keeps where each feature is (the last pool's 3x3 grid) for the dense layer;
     head="gap" averages each feature over the last stage's 6x6 map instead (global average pooling,
-    as mini-Xception does): a ninth of the dense weights, and the same answer wherever in the crop a
-    trait shows, which detector crops of real faces vary. Both run at one cost.
+    as mini-Xception does): a ninth of the dense weights, less tied to where in the crop a trait
+    shows, at the same cost. On stage 12's convs it lost on every measure (docs/experiments.md #107).
     """
     if head not in HEADS:
         raise ValueError(f"head {head!r}: one of {', '.join(HEADS)}")
