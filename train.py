@@ -336,7 +336,8 @@ def train(args, out):
                 model.load_weights(args.init)
             except Exception as error:  # Keras raises several types for a missing or mismatched file
                 return fail(f"{args.init}: cannot start from these weights ({str(error).splitlines()[0][:120]}); "
-                            "pass weights saved by train.py with the same --width and --convs")
+                            "pass weights saved by train.py with the same --width, --convs and --head "
+                            "(for another head, use --grow-from on the model folder)")
         try:
             model, state = fit(model, train, val, config, checkpoints, resume=args.resume,
                                verbose=progress_style(args.quiet), drop_last=args.distribute, teachers=teachers,

@@ -197,7 +197,7 @@ def test_distribute_splits_every_batch_over_two_cpu_devices(small_data, tmp_path
                                   "second_teacher_missing", "teacher_weight", "teacher_labels", "consistent_alone",
                                   "mirror_alone",
                                   "bad_ema", "bad_jpeg", "bad_mixup", "no_grow_source", "grow_mismatch", "grow_shallower",
-                                  "bad_dense", "grow_narrower"])
+                                  "bad_dense", "grow_narrower", "init_other_head"])
 def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     args = ["--data", small_data, "--out", tmp_path / "out", "--epochs", "1", "--quiet"]
     if case == "no_data":
@@ -268,6 +268,9 @@ def test_bad_input_is_one_clear_line(case, small_data, tmp_path):
     elif case == "grow_narrower":  # the bundled head has 256 units: 128 would drop half of them
         args += ["--grow-from", ROOT / "models", "--convs", "1232", "--dense", "128"]
         expect = ["--grow-from", "dense has other shapes", "no more --dense units"]
+    elif case == "init_other_head":  # the bundled weights have a flatten head: a gap net cannot load them
+        args += ["--init", ROOT / "models" / "emotion.weights.h5", "--convs", "1232", "--head", "gap"]
+        expect = ["emotion.weights.h5", "cannot start from", "--head", "--grow-from"]
     elif case == "bad_convs":
         args += ["--convs", "12a"]
         expect = ["--convs"]
